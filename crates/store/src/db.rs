@@ -1,0 +1,153 @@
+//! Connection pools per role, migrations, and the one way to touch tenant data.
+//!
+//! Tally connects as three roles (see `migrations/0001_roles_and_helpers.sql`): the owner runs
+//! migrations only; `tally_app` does all tenant work under row-level security; `tally_operator`
+//! sees cross-tenant metadata (tenant list, job queue). The role URLs are derived from the
+//! owner's `DATABASE_URL` by swapping the user, so one URL configures everything.
+
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub const APP_ROLE: &str = "tally_app";
+pub const OPERATOR_ROLE: &str = "tally_operator";
+pub const READONLY_ROLE: &str = "tally_readonly";
+
+/// A tenant-scoped transaction: `app.current_tenant_id` is already set, transaction-locally.
+pub type TenantTx = Transaction<'static, Postgres>;
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// The owner's URL (`DATABASE_URL`); migrations run with it.
+    pub owner_url: String,
+    /// Password for the runtime roles when the server requires one (`TALLY_DB_ROLE_PASSWORD`);
+    /// set on the roles at migration time.
+    pub role_password: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone)]
+pub struct Database {
+    app: PgPool,
+    operator: PgPool,
+}
+
+impl Database {
+    /// Runs the embedded migrations as the owner and (re)sets the runtime roles' password.
+    pub async fn migrate(cfg: &DbConfig) -> Result<(), StoreError> {
+        let mut conn = PgConnection::connect(&cfg.owner_url).await?;
+        MIGRATOR.run(&mut conn).await?;
+        if let Some(pw) = &cfg.role_password {
+            for role in [APP_ROLE, OPERATOR_ROLE, READONLY_ROLE] {
+                // ALTER ROLE takes no bind parameters; the literal is quoted by PostgreSQL's
+                // own quote_literal via format().
+                let sql: String = sqlx::query_scalar(
+                    "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                )
+                .bind(role)
+                .bind(pw)
+                .fetch_one(&mut conn)
+                .await?;
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+            }
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    pub async fn connect(cfg: &DbConfig) -> Result<Self, StoreError> {
+        let app = pool_as(cfg, APP_ROLE, cfg.max_connections).await?;
+        let operator = pool_as(cfg, OPERATOR_ROLE, 4).await?;
+        Ok(Self { app, operator })
+    }
+
+    /// The pool of the runtime role; prefer [`Database::tenant_tx`] for tenant data.
+    pub fn app_pool(&self) -> &PgPool {
+        &self.app
+    }
+
+    /// Cross-tenant metadata only (tenant list, job queue).
+    pub fn operator_pool(&self) -> &PgPool {
+        &self.operator
+    }
+
+    /// Opens a transaction acting for `tenant`. Setting the tenant is the first statement, and
+    /// it is transaction-local, so a pooled connection never carries one tenant's identity
+    /// into another's request.
+    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
+        let mut tx = self.app.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+
+    /// Checks that the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.app).await?;
+        Ok(())
+    }
+}
+
+pub async fn set_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Connect options for `role` on the owner's server and database.
+pub fn options_for_role(cfg: &DbConfig, role: &str) -> Result<PgConnectOptions, StoreError> {
+    let mut opts = PgConnectOptions::from_str(&cfg.owner_url)?
+        .username(role)
+        .application_name("tally")
+        .log_statements(tracing::log::LevelFilter::Trace);
+    opts = match &cfg.role_password {
+        Some(pw) => opts.password(pw),
+        None => opts.password(""),
+    };
+    Ok(opts)
+}
+
+async fn pool_as(cfg: &DbConfig, role: &str, max: u32) -> Result<PgPool, StoreError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options_for_role(cfg, role)?)
+        .await?)
+}
+
+/// Creates the owner role and database in a fresh managed cluster, as its superuser.
+pub async fn bootstrap_managed(superuser_url: &str) -> Result<(), StoreError> {
+    let mut conn = PgConnection::connect(superuser_url).await?;
+    let owner = crate::cluster::OWNER;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
+            .bind(owner)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS"
+        )))
+        .await?;
+    }
+    let db = crate::cluster::DATABASE;
+    let db_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(db)
+            .fetch_one(&mut conn)
+            .await?;
+    if !db_exists {
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {db} OWNER {owner}"
+        )))
+        .await?;
+    }
+    conn.close().await?;
+    Ok(())
+}

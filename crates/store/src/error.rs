@@ -1,0 +1,28 @@
+//! The store's error type. Constraint violations keep their constraint name so the HTTP layer
+//! can map them to 409/422 without parsing messages.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+impl StoreError {
+    /// The violated constraint, when the database refused a row.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.constraint(),
+            _ => None,
+        }
+    }
+}

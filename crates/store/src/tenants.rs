@@ -1,0 +1,283 @@
+//! Tenants, their settings and API keys.
+
+use crate::db::{Database, set_tenant};
+use crate::error::StoreError;
+use crate::ids::{KeyId, TenantId};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// What a key may do. Kept as the database's text values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key as listed: never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub key_id: KeyId,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly created key: the only moment the secret exists outside its holder.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewApiKey {
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+    pub secret: String,
+}
+
+/// Who a presented key belongs to.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub tenant_id: TenantId,
+    pub key_id: KeyId,
+    pub scopes: Vec<Scope>,
+    pub revoked: bool,
+}
+
+const KEY_PREFIX: &str = "tk_";
+/// 43 base62 characters carry 256 bits (43 × log2 62 ≈ 256), the entropy of 32 random bytes.
+/// `rand`'s `Alphanumeric` draws uniformly from exactly the 62 base62 characters, so no
+/// hand-written base conversion is needed.
+const KEY_BODY_LEN: usize = 43;
+const VISIBLE_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
+
+/// SHA-256 of a presented secret, the only form in which keys are stored or looked up.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn generate_secret() -> String {
+    let body: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(KEY_BODY_LEN)
+        .map(char::from)
+        .collect();
+    format!("{KEY_PREFIX}{body}")
+}
+
+fn scopes_from_db(raw: Vec<String>) -> Vec<Scope> {
+    raw.iter().filter_map(|s| Scope::parse(s)).collect()
+}
+
+fn key_info(row: &sqlx::postgres::PgRow) -> Result<ApiKeyInfo, sqlx::Error> {
+    Ok(ApiKeyInfo {
+        key_id: row.try_get("key_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        scopes: scopes_from_db(row.try_get("scopes")?),
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl Database {
+    /// Creates a tenant with default settings and a first key holding every scope. All in one
+    /// transaction acting as the new tenant, so RLS checks each row it writes.
+    pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, NewApiKey), StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid(
+                "tenant name must be 1 to 200 characters".into(),
+            ));
+        }
+        let tenant_id = TenantId::new();
+        let mut tx = self.app_pool().begin().await?;
+        set_tenant(&mut tx, tenant_id).await?;
+        let created_at: DateTime<Utc> = sqlx::query_scalar(
+            "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2) RETURNING created_at",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO tenant_settings (tenant_id) VALUES ($1)")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let key = insert_key(&mut tx, tenant_id, "initial", &Scope::ALL).await?;
+        tx.commit().await?;
+        let tenant = Tenant {
+            tenant_id,
+            name: name.to_string(),
+            status: "active".into(),
+            created_at,
+        };
+        Ok((tenant, key))
+    }
+
+    /// Every tenant of the installation (operator view: names and status only).
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, name, status, created_at FROM tenants ORDER BY created_at, tenant_id",
+        )
+        .fetch_all(self.operator_pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tenant {
+                    tenant_id: r.try_get("tenant_id")?,
+                    name: r.try_get("name")?,
+                    status: r.try_get("status")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn tenant_exists(&self, tenant: TenantId) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM tenants)")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<NewApiKey, StoreError> {
+        if scopes.is_empty() {
+            return Err(StoreError::Invalid("a key needs at least one scope".into()));
+        }
+        if name.len() > 200 {
+            return Err(StoreError::Invalid(
+                "key name must be at most 200 characters".into(),
+            ));
+        }
+        let mut tx = self.tenant_tx(tenant).await?;
+        let key = insert_key(&mut tx, tenant, name, scopes).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    pub async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT key_id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(key_info)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
+    /// Revokes a key; revoking an already revoked key keeps its first revocation time.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1
+             RETURNING key_id, name, prefix, scopes, created_at, revoked_at",
+        )
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(key_info(&row)?)
+    }
+
+    /// Finds the owner of a presented secret. The lookup policy on `api_keys` lets this
+    /// transaction see only the row whose hash it names.
+    pub async fn find_key_owner(&self, secret: &str) -> Result<Option<KeyOwner>, StoreError> {
+        let hash = hash_secret(secret);
+        let mut tx = self.app_pool().begin().await?;
+        sqlx::query("SELECT set_config('app.api_key_sha256', $1, true)")
+            .bind(hex::encode(hash))
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT tenant_id, key_id, scopes, revoked_at IS NOT NULL AS revoked
+             FROM api_keys WHERE secret_sha256 = $1",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(KeyOwner {
+                tenant_id: r.try_get("tenant_id")?,
+                key_id: r.try_get("key_id")?,
+                scopes: scopes_from_db(r.try_get("scopes")?),
+                revoked: r.try_get("revoked")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<NewApiKey, StoreError> {
+    let secret = generate_secret();
+    let key_id = KeyId::new();
+    let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let row = sqlx::query(
+        "INSERT INTO api_keys (tenant_id, key_id, name, prefix, secret_sha256, scopes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING key_id, name, prefix, scopes, created_at, revoked_at",
+    )
+    .bind(tenant)
+    .bind(key_id)
+    .bind(name)
+    .bind(&secret[..VISIBLE_PREFIX_LEN])
+    .bind(&hash_secret(&secret)[..])
+    .bind(&scope_names)
+    .fetch_one(tx)
+    .await?;
+    Ok(NewApiKey {
+        info: key_info(&row)?,
+        secret,
+    })
+}

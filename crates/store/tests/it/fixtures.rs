@@ -1,0 +1,73 @@
+//! One row in every tenant table for a tenant, written as the owner acting for that tenant.
+
+use sqlx::{Connection, PgConnection};
+use tally_store::testing::TestDb;
+use uuid::Uuid;
+
+pub async fn owner(t: &TestDb) -> PgConnection {
+    PgConnection::connect(&t.cfg.owner_url).await.unwrap()
+}
+
+pub async fn as_role(t: &TestDb, role: &str) -> PgConnection {
+    PgConnection::connect(&t.url_as(role)).await.unwrap()
+}
+
+/// Seeds `tenant` with one row in each tenant table and returns the conversion event id.
+pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
+    let event = Uuid::now_v7();
+    let endpoint = Uuid::now_v7();
+    let run = Uuid::now_v7();
+    let sql = format!(
+        r#"
+        BEGIN;
+        SELECT set_config('app.current_tenant_id', '{tenant}', true);
+        INSERT INTO tenants (tenant_id, name) VALUES ('{tenant}', 'shop {tenant}');
+        INSERT INTO tenant_settings (tenant_id) VALUES ('{tenant}');
+        INSERT INTO api_keys (tenant_id, key_id, prefix, secret_sha256, scopes)
+            VALUES ('{tenant}', tally_uuid_v7(), 'tk_abcdefgh', sha256('{tenant}'::text::bytea), ARRAY['read']);
+        INSERT INTO webhook_endpoints (tenant_id, endpoint_id, source, secret)
+            VALUES ('{tenant}', '{endpoint}', 'shopify', 'shh');
+        INSERT INTO tenant_channel_rules (tenant_id, rule_id, priority, match_kind, pattern, channel_code)
+            VALUES ('{tenant}', tally_uuid_v7(), 10, 'utm_source', 'partner', 'affiliate');
+        INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind, event_type, occurred_at,
+                session_id, revenue_cents, currency, channel_code, correlation_id, properties)
+            VALUES ('{tenant}', '{event}', 'evt-1', sha256('x'), 'conversion', 'purchase', now(),
+                's1', 1999, 'USD', 'direct', 'corr', '{{"sku": "A-1"}}');
+        INSERT INTO dead_events (tenant_id, id, source, error_code, payload, correlation_id)
+            VALUES ('{tenant}', tally_uuid_v7(), 'api', 'validation_failed', '{{"type": "x"}}', 'corr');
+        INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, source, delivery_key, topic, payload, body_sha256, status, correlation_id)
+            VALUES ('{tenant}', tally_uuid_v7(), '{endpoint}', 'shopify', 'd1', 'orders/paid', '{{}}', sha256('b'), 'posted', 'corr');
+        INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type, amount_cents, currency, occurred_at, correlation_id)
+            VALUES ('{tenant}', tally_uuid_v7(), 'shopify', 'pay-1', 'payment', 1999, 'USD', now(), 'corr');
+        INSERT INTO attribution_allocations (tenant_id, conversion_id, model, model_version, channel_code, allocated_cents, weight, currency, occurred_at)
+            VALUES ('{tenant}', '{event}', 'linear', 'v1', 'direct', 1999, 1, 'USD', now());
+        INSERT INTO attribution_recompute_jobs (tenant_id, id, window_start, window_end, model_version, status)
+            VALUES ('{tenant}', tally_uuid_v7(), now() - interval '1 day', now(), 'v1', 'pending');
+        INSERT INTO jobs (tenant_id, id, kind, correlation_id) VALUES ('{tenant}', tally_uuid_v7(), 'noop', 'corr');
+        INSERT INTO worker_failed_jobs (tenant_id, id, job_id, kind, payload, attempts, error, correlation_id)
+            VALUES ('{tenant}', tally_uuid_v7(), tally_uuid_v7(), 'noop', '{{}}', 3, 'boom', 'corr');
+        INSERT INTO reconciliation_runs (tenant_id, id, window_start, window_end, status, correlation_id)
+            VALUES ('{tenant}', '{run}', now() - interval '1 day', now(), 'succeeded', 'corr');
+        INSERT INTO reconciliation_items (tenant_id, run_id, order_id, outcome) VALUES ('{tenant}', '{run}', 'o1', 'matched');
+        INSERT INTO revenue_rollups (tenant_id, bucket_hour, model, model_version, channel_code, currency, claimed_cents)
+            VALUES ('{tenant}', date_trunc('hour', now()), 'linear', 'v1', 'direct', 'USD', 1999);
+        COMMIT;
+        "#
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap();
+    event
+}
+
+/// Every table of the schema that carries a tenant_id.
+pub async fn tenant_tables(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}

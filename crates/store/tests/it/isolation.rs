@@ -1,0 +1,152 @@
+//! Row-level security: a tenant sees, counts and writes only its own rows, in every tenant table.
+
+use crate::fixtures::{as_role, owner, seed_tenant, tenant_tables};
+use sqlx::{Connection, Row};
+use tally_store::testing::TestDb;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn every_tenant_table_forces_rls_and_puts_tenant_id_first_in_every_key() {
+    let t = TestDb::new().await;
+    let mut conn = owner(&t).await;
+    let tables = tenant_tables(&mut conn).await;
+    assert!(tables.len() >= 16, "{tables:?}");
+    for table in &tables {
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(
+            enabled && forced,
+            "{table}: RLS enabled={enabled} forced={forced}"
+        );
+        // Primary and unique keys start with tenant_id (ready for distribution by tenant).
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.conname::text, a.attname::text FROM pg_constraint c
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u')",
+        )
+        .bind(table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(!keys.is_empty(), "{table} has no key");
+        for (name, first) in keys {
+            assert_eq!(
+                first, "tenant_id",
+                "{table}.{name} must start with tenant_id"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn runtime_role_sees_only_its_tenant_in_every_table() {
+    let t = TestDb::new().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    seed_tenant(&mut own, b).await;
+    let tables = tenant_tables(&mut own).await;
+
+    let mut app = as_role(&t, "tally_app").await;
+    for table in &tables {
+        let count_sql = format!("SELECT count(*) FROM {table}");
+        let all_sql = format!("SELECT tenant_id FROM {table}");
+        // Without the setting: nothing, and no error.
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.clone()))
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table} without a tenant");
+
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+            .bind(a.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // SELECT * with no WHERE: only A's rows.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(all_sql))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{table} as tenant A");
+        assert_eq!(
+            rows[0].get::<Uuid, _>(0),
+            a,
+            "{table} leaked another tenant"
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn runtime_role_cannot_write_rows_of_another_tenant() {
+    let t = TestDb::new().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    seed_tenant(&mut own, b).await;
+    let tables = tenant_tables(&mut own).await;
+    let mut app = as_role(&t, "tally_app").await;
+    for table in &tables {
+        // Take one of B's rows as the owner acting for B ...
+        let mut tx = own.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+            .bind(b.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let row: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(x) FROM {table} x LIMIT 1"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        // ... and try to insert it while acting for A.
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+            .bind(a.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let err = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
+        )))
+        .bind(&row)
+        .execute(&mut *tx)
+        .await
+        .expect_err(&format!("{table}: inserting B's row as A must fail"));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("row-level security") || msg.contains("permission denied"),
+            "{table}: {msg}"
+        );
+        tx.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn readonly_role_is_also_filtered_and_cannot_write() {
+    let t = TestDb::new().await;
+    let a = Uuid::now_v7();
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    let mut ro = as_role(&t, "tally_readonly").await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM attribution_events")
+        .fetch_one(&mut ro)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let err = sqlx::query("INSERT INTO tenants (tenant_id, name) VALUES ($1, 'x')")
+        .bind(Uuid::now_v7())
+        .execute(&mut ro)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+}
