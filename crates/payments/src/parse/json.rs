@@ -1,0 +1,54 @@
+//! Shared payload plumbing: JSON decoding with classified errors, ids, exact money.
+
+use super::ParseError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use tally_core::money::CurrencyCode;
+
+/// Reads a body in two steps so the error says which problem it has: bytes that are not JSON at
+/// all (`malformed_json`), or JSON of the wrong shape (`invalid_payload`), whatever position the
+/// first problem happens to sit at.
+pub(super) fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::MalformedJson(e.to_string()))?;
+    from_value(value)
+}
+
+pub(super) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ParseError> {
+    serde_json::from_value(value).map_err(|e| ParseError::InvalidPayload(e.to_string()))
+}
+
+/// Deserialises an id that one vendor sends as a JSON number (Shopify, WooCommerce) and another
+/// as a string, into the string the ledger stores.
+pub(super) fn id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Number(n) => n.to_string(),
+        Id::Text(s) => s,
+    })
+}
+
+/// An optional merchant reference, where vendors send `""` as readily as `null`.
+pub(super) fn reference(value: Option<String>) -> Option<String> {
+    value.filter(|s| !s.trim().is_empty())
+}
+
+pub(super) fn currency(field: &'static str, code: &str) -> Result<CurrencyCode, ParseError> {
+    CurrencyCode::parse(code).map_err(|source| ParseError::InvalidAmount { field, source })
+}
+
+/// A decimal amount in major units (`"59.99"`), exactly, in minor units of `currency`.
+pub(super) fn decimal(
+    field: &'static str,
+    currency: CurrencyCode,
+    amount: &str,
+) -> Result<i64, ParseError> {
+    currency
+        .parse_amount(amount)
+        .map_err(|source| ParseError::InvalidAmount { field, source })
+}

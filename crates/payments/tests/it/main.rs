@@ -1,0 +1,7 @@
+//! Integration tests: one binary, a module per concern. Every request is signed the way its
+//! vendor signs it (`tally_payments::testing`), over bodies shaped like the vendor's.
+
+mod fixtures;
+mod ledger;
+mod parse;
+mod verify;
