@@ -7,4 +7,8 @@
 //! - [`channel`]: marketing channel normalisation from UTM tags, click ids and referrers.
 //! - [`event`]: the tracking event contract, its validation and its canonical hash.
 
+pub mod channel;
+pub mod event;
 pub mod money;
+pub mod pii;
+mod pointer;
