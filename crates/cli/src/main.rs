@@ -1,1 +1,22 @@
-fn main() {}
+//! `tally`: one binary for the API, the workers and the operator's commands.
+//!
+//! Configuration comes from flags or the environment (`DATABASE_URL`, `TALLY_ADMIN_TOKEN`, ...);
+//! without `DATABASE_URL` every command uses the PostgreSQL that Tally manages under
+//! `./tally-data/` (see [`database`]).
+
+mod commands;
+mod database;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tally: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

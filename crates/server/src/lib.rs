@@ -1,1 +1,21 @@
-//! placeholder
+//! Tally's HTTP API.
+//!
+//! Handlers stay thin (parse, call core/store, map errors); the cross-cutting parts live beside
+//! them:
+//! - [`context`]: the correlation id of each request, echoed, logged, stored on rows.
+//! - [`error`]: every failure as RFC 7807 `application/problem+json`.
+//! - [`auth`]: API keys (`Bearer tk_...` or `X-API-Key`) and the operator token.
+//! - [`routes`]: one module per resource, each exposing its own router.
+//! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
+
+pub mod app;
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+pub use app::{build_router, serve};
+pub use state::{AppState, ServerConfig};

@@ -58,7 +58,7 @@ $$;
 
 CREATE FUNCTION tally_pii_key_list() RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ARRAY['email', 'emailaddress', 'phone', 'phonenumber', 'mobile', 'firstname', 'lastname', 'fullname', 'streetaddress', 'address', 'ssn', 'socialsecuritynumber', 'ipaddress', 'ip', 'cardnumber', 'creditcard', 'creditcardnumber']::text[]
+    SELECT ARRAY['email', 'emailaddress', 'phone', 'phonenumber', 'telephone', 'telephonenumber', 'tel', 'mobile', 'mobilenumber', 'mobilephone', 'cellphone', 'msisdn', 'firstname', 'lastname', 'fullname', 'middlename', 'surname', 'givenname', 'familyname', 'customername', 'address', 'streetaddress', 'street', 'addressline1', 'addressline2', 'homeaddress', 'billingaddress', 'shippingaddress', 'postaladdress', 'mailingaddress', 'ssn', 'socialsecuritynumber', 'nationalid', 'nationalinsurancenumber', 'passportnumber', 'driverslicense', 'driverslicensenumber', 'dateofbirth', 'birthdate', 'birthday', 'dob', 'ip', 'ipaddress', 'cardnumber', 'creditcard', 'creditcardnumber', 'ccnumber', 'pan', 'cvv', 'cvc', 'iban']::text[]
 $$;
 
 -- PII keys: a JSON key is personal data when, lower-cased with every character outside a-z0-9

@@ -10,28 +10,34 @@ CREATE TABLE channel_taxonomy (
     is_active     boolean NOT NULL DEFAULT true
 );
 
--- match_kind says which signal a rule reads; pattern is lower-case. For utm_source_medium the
--- pattern is 'source|medium'. For referrer_host a leading '*.' matches any subdomain and a
--- trailing '.*' any top-level domain (google.* covers google.co.uk).
+-- A rule matches on one shape of evidence: a click id alone, utm source + medium, source alone,
+-- medium alone, or a referrer host (`example.com` also matches subdomains, `google.*` any
+-- top-level domain). Values are lower-case; lower priority numbers win (see tally_core::channel).
 CREATE TABLE channel_rules (
     rule_id       uuid PRIMARY KEY DEFAULT tally_uuid_v7(),
     priority      integer NOT NULL,
-    match_kind    text NOT NULL CHECK (match_kind IN ('click_id', 'utm_source_medium', 'utm_source', 'utm_medium', 'referrer_host')),
-    pattern       text NOT NULL CHECK (pattern = lower(pattern) AND length(pattern) BETWEEN 1 AND 255),
+    utm_source    text CHECK (utm_source = lower(utm_source)),
+    utm_medium    text CHECK (utm_medium = lower(utm_medium)),
+    referrer_host text CHECK (referrer_host = lower(referrer_host)),
+    click_id      text CHECK (click_id = lower(click_id)),
     channel_code  text NOT NULL REFERENCES channel_taxonomy (code),
-    UNIQUE (match_kind, pattern)
+    UNIQUE NULLS NOT DISTINCT (utm_source, utm_medium, referrer_host, click_id),
+    CHECK (num_nonnulls(utm_source, utm_medium, referrer_host, click_id) > 0)
 );
 
 CREATE TABLE tenant_channel_rules (
     tenant_id     uuid NOT NULL REFERENCES tenants (tenant_id),
     rule_id       uuid NOT NULL,
     priority      integer NOT NULL,
-    match_kind    text NOT NULL CHECK (match_kind IN ('click_id', 'utm_source_medium', 'utm_source', 'utm_medium', 'referrer_host')),
-    pattern       text NOT NULL CHECK (pattern = lower(pattern) AND length(pattern) BETWEEN 1 AND 255),
+    utm_source    text CHECK (utm_source = lower(utm_source)),
+    utm_medium    text CHECK (utm_medium = lower(utm_medium)),
+    referrer_host text CHECK (referrer_host = lower(referrer_host)),
+    click_id      text CHECK (click_id = lower(click_id)),
     channel_code  text NOT NULL REFERENCES channel_taxonomy (code),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, rule_id),
-    UNIQUE (tenant_id, match_kind, pattern)
+    UNIQUE NULLS NOT DISTINCT (tenant_id, utm_source, utm_medium, referrer_host, click_id),
+    CHECK (num_nonnulls(utm_source, utm_medium, referrer_host, click_id) > 0)
 );
 ALTER TABLE tenant_channel_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_channel_rules FORCE ROW LEVEL SECURITY;

@@ -151,3 +151,15 @@ pub async fn bootstrap_managed(superuser_url: &str) -> Result<(), StoreError> {
     conn.close().await?;
     Ok(())
 }
+pub use sqlx::Error as SqlxError;
+
+/// Whether a server answers at `url` (a short connect, nothing else).
+pub async fn ping_url(url: &str) -> bool {
+    match PgConnection::connect(url).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            true
+        }
+        Err(_) => false,
+    }
+}

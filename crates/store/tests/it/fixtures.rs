@@ -27,8 +27,8 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', tally_uuid_v7(), 'tk_abcdefgh', sha256('{tenant}'::text::bytea), ARRAY['read']);
         INSERT INTO webhook_endpoints (tenant_id, endpoint_id, source, secret)
             VALUES ('{tenant}', '{endpoint}', 'shopify', 'shh');
-        INSERT INTO tenant_channel_rules (tenant_id, rule_id, priority, match_kind, pattern, channel_code)
-            VALUES ('{tenant}', tally_uuid_v7(), 10, 'utm_source', 'partner', 'affiliate');
+        INSERT INTO tenant_channel_rules (tenant_id, rule_id, priority, utm_source, channel_code)
+            VALUES ('{tenant}', tally_uuid_v7(), 10, 'partner', 'affiliate');
         INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind, event_type, occurred_at,
                 session_id, revenue_cents, currency, channel_code, correlation_id, properties)
             VALUES ('{tenant}', '{event}', 'evt-1', sha256('x'), 'conversion', 'purchase', now(),

@@ -8,3 +8,4 @@ mod fixtures;
 mod isolation;
 mod keys;
 mod pii;
+mod seed;

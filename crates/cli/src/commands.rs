@@ -1,0 +1,222 @@
+//! The subcommands.
+
+use crate::database::{self, DbArgs};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use tally_server::{AppState, ServerConfig};
+use tally_store::TenantId;
+use tally_store::tenants::Scope;
+
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about = "Multi-tenant revenue attribution")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (and, once added, the workers) in one process.
+    Serve(ServeArgs),
+    /// Apply the embedded migrations and exit.
+    Migrate(DbOnly),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DbOnly {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address the API listens on.
+    #[arg(long, env = "TALLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Operator token for /v1/admin/*; without it the admin API is disabled.
+    #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List, create or revoke a tenant's API keys.
+    Keys {
+        tenant_id: TenantId,
+        /// Create a key with these scopes (comma separated: ingest,read,admin).
+        #[arg(long, value_delimiter = ',')]
+        create: Vec<String>,
+        /// Revoke this key id.
+        #[arg(long)]
+        revoke: Option<tally_store::KeyId>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(true);
+            serve(args).await
+        }
+        Command::Migrate(args) => {
+            init_logging(false);
+            let opened = database::open(&args.db).await?;
+            println!("migrations applied");
+            opened.shutdown();
+            Ok(())
+        }
+        Command::Tenant(cmd) => {
+            init_logging(false);
+            tenant(cmd).await
+        }
+    }
+}
+
+/// JSON lines for the long-running server (every line carries the request's correlation id
+/// through its span); terse warnings on stderr for one-shot commands.
+fn init_logging(server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TALLY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(if server { "info,sqlx=warn" } else { "warn" }));
+    if server {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let opened = database::open(&args.db).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "Tally API listening");
+    let state = AppState::new(
+        opened.db.clone(),
+        ServerConfig {
+            admin_token: args.admin_token.clone(),
+        },
+    );
+    tally_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("API stopped");
+    opened.shutdown();
+    Ok(())
+}
+
+/// SIGINT or SIGTERM: stop accepting, finish in-flight requests, stop the managed PostgreSQL.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Create { name, json, db } => {
+            let opened = database::open(&db).await?;
+            let (tenant, key) = opened.db.create_tenant(&name).await?;
+            if json {
+                println!("{}", serde_json::json!({"tenant": tenant, "api_key": key}));
+            } else {
+                println!("tenant  {}  {}", tenant.tenant_id, tenant.name);
+                println!(
+                    "api key {}  (scopes: ingest, read, admin; shown once, store it now)",
+                    key.secret
+                );
+            }
+            opened.shutdown();
+        }
+        TenantCommand::List { db } => {
+            let opened = database::open(&db).await?;
+            for t in opened.db.list_tenants().await? {
+                println!(
+                    "{}  {:<9} {}  {}",
+                    t.tenant_id,
+                    t.status,
+                    t.created_at.to_rfc3339(),
+                    t.name
+                );
+            }
+            opened.shutdown();
+        }
+        TenantCommand::Keys {
+            tenant_id,
+            create,
+            revoke,
+            db,
+        } => {
+            let opened = database::open(&db).await?;
+            anyhow::ensure!(
+                opened.db.tenant_exists(tenant_id).await?,
+                "no tenant {tenant_id}"
+            );
+            if !create.is_empty() {
+                let scopes = create
+                    .iter()
+                    .map(|s| {
+                        Scope::parse(s).with_context(|| {
+                            format!("unknown scope {s:?}; use ingest, read, admin")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let key = opened.db.create_api_key(tenant_id, "cli", &scopes).await?;
+                println!("api key {}  (shown once, store it now)", key.secret);
+            }
+            if let Some(key) = revoke {
+                opened.db.revoke_api_key(tenant_id, key).await?;
+                println!("revoked {key}");
+            }
+            for k in opened.db.list_api_keys(tenant_id).await? {
+                let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}  {}…  {:<7}  {}",
+                    k.key_id,
+                    k.prefix,
+                    state,
+                    scopes.join(",")
+                );
+            }
+            opened.shutdown();
+        }
+    }
+    Ok(())
+}

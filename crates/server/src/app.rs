@@ -1,0 +1,77 @@
+//! Assembles the API: documented routes, `/openapi.json`, `/metrics`, problem+json fallbacks,
+//! and the middleware every request passes through.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{context, metrics, routes};
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// The largest request body accepted anywhere (a batch is ≤ 1 MiB; this leaves room for the
+/// batch endpoint to answer with its own precise 413).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+pub fn build_router(state: AppState) -> Router {
+    let (api, mut doc) = routes::api().split_for_parts();
+    document(&mut doc);
+    let doc = Arc::new(doc);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route("/metrics", get(render_metrics))
+    .fallback(|| async { ApiError::not_found("no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not accept that method",
+        )
+    })
+    .route_layer(axum::middleware::from_fn(metrics::track))
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn(context::middleware))
+    .with_state(state)
+}
+
+fn document(doc: &mut OpenApi) {
+    doc.info.title = "Tally".into();
+    doc.info.description =
+        Some("Multi-tenant revenue attribution. Errors are RFC 7807 problem documents.".into());
+    let components = doc.components.get_or_insert_with(Default::default);
+    let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    components.add_security_scheme("api_key", bearer());
+    components.add_security_scheme("operator_token", bearer());
+}
+
+async fn render_metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        metrics::handle().render(),
+    )
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::handle();
+    axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

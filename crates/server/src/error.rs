@@ -1,0 +1,167 @@
+//! Every failure as RFC 7807 `application/problem+json`:
+//! `type, title, status, detail, instance, correlation_id, code` and, for invalid input,
+//! `errors[]` with a JSON pointer per field. `code` is stable and meant for programs; `detail` is
+//! for people.
+
+use crate::context;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tally_store::StoreError;
+use utoipa::ToSchema;
+
+/// One invalid field.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// RFC 6901 JSON pointer to the field (`/revenue`, `/properties/customer/email`).
+    pub pointer: String,
+    /// Stable machine code (`required`, `invalid_format`, `pii_detected`, ...).
+    pub code: String,
+    pub message: String,
+}
+
+/// The problem document as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub instance: String,
+    pub correlation_id: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Boxed so that `Result<T, ApiError>` stays one pointer wide on the happy path.
+#[derive(Debug)]
+pub struct ApiError(Box<ErrorParts>);
+
+#[derive(Debug)]
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub headers: HeaderMap,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self(Box::new(ErrorParts {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: HeaderMap::new(),
+        }))
+    }
+
+    pub fn parts(&self) -> &ErrorParts {
+        &self.0
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.0.errors = errors;
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.0.headers.insert(name, value);
+        self
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn unprocessable(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        )
+        .with_errors(errors)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; quote the correlation id when reporting it",
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::not_found("no such resource for this tenant"),
+            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            StoreError::Invalid(detail) => ApiError::unprocessable(detail, Vec::new()),
+            other => {
+                // The cause goes to the log with the correlation id, never to the client.
+                tracing::error!(error = %other, "store error");
+                if matches!(&other, StoreError::Database(sqlx_err) if is_unavailable(sqlx_err)) {
+                    ApiError::unavailable("the database is unavailable; retry shortly")
+                        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+                } else {
+                    ApiError::internal()
+                }
+            }
+        }
+    }
+}
+
+fn is_unavailable(err: &tally_store::db::SqlxError) -> bool {
+    use tally_store::db::SqlxError as E;
+    matches!(err, E::PoolTimedOut | E::PoolClosed | E::Io(_))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let parts = *self.0;
+        let ctx = context::current();
+        let problem = Problem {
+            type_: format!("urn:tally:problem:{}", parts.code),
+            title: parts
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: parts.status.as_u16(),
+            detail: parts.detail,
+            instance: ctx.path,
+            correlation_id: ctx.correlation_id,
+            code: parts.code.to_string(),
+            errors: parts.errors,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (parts.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response.headers_mut().extend(parts.headers);
+        response
+    }
+}

@@ -1,0 +1,106 @@
+//! The test harness: a server on port 0 over a fresh database, and a client that states the
+//! expected status on every call.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tally_server::{AppState, ServerConfig};
+use tally_store::testing::TestDb;
+
+pub const ADMIN_TOKEN: &str = "test-operator-token";
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub t: TestDb,
+    /// A tenant created for the test, with an all-scopes key.
+    pub tenant_id: String,
+    pub key: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let t = TestDb::new().await;
+        let state = AppState::new(
+            t.db.clone(),
+            ServerConfig {
+                admin_token: Some(ADMIN_TOKEN.into()),
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tally_server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let (tenant, key) = t.db.create_tenant("Test shop").await.unwrap();
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            t,
+            tenant_id: tenant.tenant_id.to_string(),
+            key: key.secret,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request with `key` as bearer (if any) and asserts the status; returns the body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, expect, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub async fn get(&self, path: &str, expect: StatusCode) -> Value {
+        self.call(Method::GET, path, Some(&self.key.clone()), None, expect)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, expect: StatusCode) -> Value {
+        self.call(
+            Method::POST,
+            path,
+            Some(&self.key.clone()),
+            Some(body),
+            expect,
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts `body` is a problem document with `code` and the fields RFC 7807 asks for.
+pub fn assert_problem(body: &Value, status: u16, code: &str) {
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    for field in ["type", "title", "detail", "instance", "correlation_id"] {
+        assert!(body[field].is_string(), "problem lacks {field}: {body}");
+    }
+}

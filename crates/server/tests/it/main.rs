@@ -1,0 +1,6 @@
+//! HTTP integration tests: real server on a loopback port, real PostgreSQL (one throwaway
+//! cluster for this binary, a fresh database per test), real HTTP through reqwest.
+
+mod auth;
+mod common;
+mod health;
