@@ -5,6 +5,16 @@ use tally_core::channel::{ChannelRule, TAXONOMY, default_rules};
 use tally_core::pii::PII_KEYS;
 use tally_store::testing::TestDb;
 
+/// priority, utm_source, utm_medium, referrer_host, click_id, channel_code
+type RuleRow = (
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 #[tokio::test]
 async fn pii_keys_taxonomy_and_rules_match_the_code() {
     let t = TestDb::new().await;
@@ -38,7 +48,7 @@ async fn pii_keys_taxonomy_and_rules_match_the_code() {
     expected.sort();
     assert_eq!(codes, expected);
 
-    let rows: Vec<(i32, Option<String>, Option<String>, Option<String>, Option<String>, String)> =
+    let rows: Vec<RuleRow> =
         sqlx::query_as(
             "SELECT priority, utm_source, utm_medium, referrer_host, click_id, channel_code FROM channel_rules",
         )
