@@ -1,6 +1,7 @@
 //! The subcommands.
 
 use crate::database::{self, DbArgs};
+use crate::work;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -17,8 +18,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (and, once added, the workers) in one process.
+    /// Run the HTTP API and the job workers in one process.
     Serve(ServeArgs),
+    /// Run the job workers alone (scale them apart from the API).
+    Worker(work::WorkerArgs),
+    /// Schedule an attribution recompute of a tenant's window.
+    Recompute(work::RecomputeArgs),
+    /// Dead-lettered jobs: list, replay.
+    #[command(subcommand)]
+    Jobs(work::JobsCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(work::BenchCommand),
     /// Apply the embedded migrations and exit.
     Migrate(DbOnly),
     /// Manage tenants.
@@ -42,6 +53,8 @@ pub struct ServeArgs {
     /// Operator token for /v1/admin/*; without it the admin API is disabled.
     #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub workers: work::WorkerOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +93,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(true);
             serve(args).await
+        }
+        Command::Worker(args) => {
+            init_logging(true);
+            work::worker(args, shutdown_signal()).await
+        }
+        Command::Recompute(args) => {
+            init_logging(false);
+            work::recompute(args).await
+        }
+        Command::Jobs(cmd) => {
+            init_logging(false);
+            work::jobs(cmd).await
+        }
+        Command::Bench(cmd) => {
+            init_logging(false);
+            work::bench(cmd).await
         }
         Command::Migrate(args) => {
             init_logging(false);
@@ -127,8 +156,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admin_token: args.admin_token.clone(),
         },
     );
-    tally_server::serve(listener, state, shutdown_signal()).await?;
+    let (stop_workers, workers) = args.workers.spawn(&opened.db);
+    tally_server::serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop_workers.send(true);
+    })
+    .await?;
     tracing::info!("API stopped");
+    workers.await?;
     opened.shutdown();
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod commands;
 mod database;
+mod work;
 
 use clap::Parser;
 

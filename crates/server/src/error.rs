@@ -33,6 +33,10 @@ pub struct Problem {
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Problem-specific members (RFC 7807 §3.2), e.g. `dead_event_id`, `existing_id`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Boxed so that `Result<T, ApiError>` stays one pointer wide on the happy path.
@@ -46,6 +50,7 @@ pub struct ErrorParts {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub headers: HeaderMap,
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -56,11 +61,25 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             headers: HeaderMap::new(),
+            extensions: serde_json::Map::new(),
         }))
     }
 
     pub fn parts(&self) -> &ErrorParts {
         &self.0
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = detail.into();
+        self
+    }
+
+    pub fn with_extension(mut self, key: &str, value: impl Serialize) -> Self {
+        self.0.extensions.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -112,6 +131,31 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// For a store error shared by several waiters (a failed group commit).
+    pub fn from_shared(err: &StoreError) -> Self {
+        match err {
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Cluster(_) => {
+                ApiError::unavailable(
+                    "the event could not be stored; nothing was written, retry it",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -154,6 +198,7 @@ impl IntoResponse for ApiError {
             correlation_id: ctx.correlation_id,
             code: parts.code.to_string(),
             errors: parts.errors,
+            extensions: parts.extensions,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (parts.status, body).into_response();

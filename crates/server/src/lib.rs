@@ -13,6 +13,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod metrics;
 pub mod routes;
 pub mod state;

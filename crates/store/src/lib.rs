@@ -3,18 +3,32 @@
 //! - [`cluster`]: the PostgreSQL server Tally starts itself when no `DATABASE_URL` is given.
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
 //! - [`tenants`]: tenants, their settings and API keys.
+//! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
+//! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
+//! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
 //! - `testing` (feature): one throwaway cluster per test binary, a fresh database per test.
 //!
 //! The database is the second line of defence for every invariant: row-level security keeps
 //! tenants apart, grants and triggers keep events and money append-only, a trigger refuses PII.
 
+pub mod attribution;
+pub mod channels;
 pub mod cluster;
+pub mod cursor;
 pub mod db;
+pub mod dead_events;
 pub mod error;
+pub mod event_queries;
+pub mod events;
 pub mod ids;
+pub mod jobs;
+pub mod ledger;
+pub mod recompute;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use db::{Database, DbConfig, TenantTx};
 pub use error::StoreError;

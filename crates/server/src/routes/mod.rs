@@ -1,8 +1,14 @@
 //! One module per resource; each exposes `router()` with its handlers and their OpenAPI paths.
 
 pub mod admin;
+pub mod channel_rules;
+pub mod dead_events;
+pub mod endpoints;
+pub mod events;
 pub mod health;
 pub mod keys;
+pub mod ledger;
+pub mod webhooks;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,4 +19,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(keys::router())
         .merge(admin::router())
+        .merge(events::router())
+        .merge(dead_events::router())
+        .merge(channel_rules::router())
+        .merge(webhooks::router())
+        .merge(endpoints::router())
+        .merge(ledger::router())
 }

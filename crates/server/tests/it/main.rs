@@ -3,4 +3,9 @@
 
 mod auth;
 mod common;
+mod events;
 mod health;
+mod ledger;
+mod vendors;
+mod webhook_model;
+mod webhooks;

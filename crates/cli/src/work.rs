@@ -1,0 +1,254 @@
+//! The commands around the job queue: workers, recompute, failed jobs, and the attribution bench.
+
+use crate::database::{self, DbArgs};
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Subcommand;
+use std::time::{Duration, Instant};
+use tally_store::recompute::{self, RecomputeJob};
+use tally_store::{Database, TenantId};
+use tally_worker::{Handlers, Worker, WorkerConfig};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerOptions {
+    /// Jobs this process runs at once.
+    #[arg(long, env = "TALLY_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub worker_concurrency: usize,
+    /// Seconds a claimed job stays leased without a heartbeat (a dead worker's job is retaken
+    /// after it).
+    #[arg(long, env = "TALLY_WORKER_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+impl WorkerOptions {
+    fn config(&self) -> WorkerConfig {
+        WorkerConfig {
+            concurrency: self.worker_concurrency,
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            ..WorkerConfig::default()
+        }
+    }
+
+    /// Starts the workers; they stop, finishing their jobs, when the returned sender says so
+    /// (or is dropped).
+    pub fn spawn(&self, db: &Database) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let (stop, stopped) = watch::channel(false);
+        let worker = Worker::new(db.clone(), self.config(), Handlers::standard());
+        (stop, tokio::spawn(worker.run(stopped)))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub workers: WorkerOptions,
+}
+
+/// `tally worker`: workers only, until SIGINT/SIGTERM.
+pub async fn worker(args: WorkerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let opened = database::open(&args.db).await?;
+    let (stop, workers) = args.workers.spawn(&opened.db);
+    tracing::info!(concurrency = args.workers.worker_concurrency, "workers running");
+    shutdown.await;
+    let _ = stop.send(true);
+    workers.await?;
+    opened.shutdown();
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecomputeArgs {
+    #[arg(long)]
+    pub tenant: TenantId,
+    /// Window start, RFC 3339 (`2026-03-10T00:00:00Z`).
+    #[arg(long)]
+    pub from: DateTime<Utc>,
+    /// Window end, exclusive.
+    #[arg(long)]
+    pub to: DateTime<Utc>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// `tally recompute`: schedules the window; a worker (`serve` or `worker`) runs it.
+pub async fn recompute(args: RecomputeArgs) -> anyhow::Result<()> {
+    let opened = database::open(&args.db).await?;
+    let job = schedule(&opened.db, args.tenant, args.from, args.to, "cli").await?;
+    println!(
+        "recompute {}  {} .. {}  {}  (runs so far: {})",
+        job.id, job.window_start, job.window_end, job.status, job.run_count
+    );
+    opened.shutdown();
+    Ok(())
+}
+
+async fn schedule(
+    db: &Database,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    correlation_id: &str,
+) -> anyhow::Result<RecomputeJob> {
+    anyhow::ensure!(db.tenant_exists(tenant).await?, "no tenant {tenant}");
+    let mut tx = db.tenant_tx(tenant).await?;
+    let job = recompute::schedule_recompute(
+        &mut tx,
+        tenant,
+        from,
+        to,
+        tally_attribution::MODEL_VERSION,
+        correlation_id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List dead-lettered jobs (every tenant's).
+    Failed {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enqueue a dead-lettered job again, with fresh attempts.
+    Replay {
+        /// The failed job's id (from `tally jobs failed`).
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub async fn jobs(cmd: JobsCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobsCommand::Failed { db } => {
+            let opened = database::open(&db).await?;
+            for f in opened.db.list_failed_all().await? {
+                let replayed = f.replayed_at.map_or("-".to_string(), |t| t.to_rfc3339());
+                println!(
+                    "{}  tenant {}  {}  attempts {}  failed {}  replayed {}  corr {}\n    {}",
+                    f.id,
+                    f.tenant_id,
+                    f.kind,
+                    f.attempts,
+                    f.failed_at.to_rfc3339(),
+                    replayed,
+                    f.correlation_id,
+                    f.error
+                );
+            }
+            opened.shutdown();
+        }
+        JobsCommand::Replay { id, db } => {
+            let opened = database::open(&db).await?;
+            match opened.db.replay_failed(None, id, "cli-replay").await? {
+                Some(job) => println!("replayed as job {job}"),
+                None => println!("a pending job of the same identity will do its work"),
+            }
+            opened.shutdown();
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The eight models on generated journeys, then (unless --no-db) a recompute of a
+    /// generated day of events through PostgreSQL.
+    Attribution(BenchAttributionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchAttributionArgs {
+    /// Generated journeys for the in-memory models.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub journeys: usize,
+    /// Events of the generated day for the database recompute.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Skip the database part.
+    #[arg(long)]
+    pub no_db: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Attribution(args) = cmd;
+    println!("models, single-threaded, {} journeys:", args.journeys);
+    let journeys = args.journeys;
+    let lines = tokio::task::spawn_blocking(move || tally_attribution::bench::run(journeys)).await?;
+    for l in lines {
+        println!(
+            "  {:<16} {:>10} journeys  {:>8.3} s  {:>12.0} journeys/s",
+            l.model, l.journeys, l.seconds, l.journeys_per_sec
+        );
+    }
+    if !args.no_db {
+        bench_recompute(&args).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a generated day into a new tenant, then times its recompute by a real worker.
+async fn bench_recompute(args: &BenchAttributionArgs) -> anyhow::Result<()> {
+    let opened = database::open(&args.db).await?;
+    let db = &opened.db;
+    let (tenant, _) = db.create_tenant("bench").await?;
+    let tenant = tenant.tenant_id;
+    let day = DateTime::parse_from_rfc3339("2026-03-10T00:00:00Z")?.to_utc();
+    let events = tally_worker::bench::generate_day(args.events, day, 42);
+    let conversions = events.iter().filter(|e| e.revenue_cents.is_some()).count();
+    let started = Instant::now();
+    let mut tx = db.tenant_tx(tenant).await?;
+    tally_worker::bench::insert_events(&mut tx, tenant, &events).await?;
+    tx.commit().await?;
+    println!(
+        "recompute: inserted {} events ({conversions} conversions) for tenant {tenant} in {:.2} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(events);
+    let options = WorkerOptions {
+        worker_concurrency: 1,
+        lease_secs: 60,
+    };
+    let (stop, workers) = options.spawn(db);
+    for run in 1..=2 {
+        let started = Instant::now();
+        let job = schedule(db, tenant, day, day + TimeDelta::days(1), "bench").await?;
+        let done = wait_for_run(db, tenant, &job, run).await?;
+        let mut tx = db.tenant_tx(tenant).await?;
+        let allocations = tally_store::attribution::allocation_count(&mut tx).await?;
+        drop(tx);
+        println!(
+            "recompute: run {run}: day of {} conversions, {allocations} allocation rows, all 8 models, {:.2} s from schedule to commit",
+            done.conversions.unwrap_or_default(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let _ = stop.send(true);
+    workers.await?;
+    opened.shutdown();
+    Ok(())
+}
+
+async fn wait_for_run(
+    db: &Database,
+    tenant: TenantId,
+    job: &RecomputeJob,
+    runs: i32,
+) -> anyhow::Result<RecomputeJob> {
+    loop {
+        let mut tx = db.tenant_tx(tenant).await?;
+        let now = recompute::get_recompute(&mut tx, job.id).await?;
+        if now.run_count >= runs && now.status == "succeeded" {
+            return Ok(now);
+        }
+        anyhow::ensure!(now.status != "failed", "recompute failed: {:?}", now.last_error);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! A tenant's payment webhook endpoints (scope `admin`): where each vendor posts, and what its
+//! deliveries are verified with. Secrets appear only in the create and rotate answers.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tally_payments::Source;
+use tally_store::tenants::Scope;
+use tally_store::webhooks::{
+    DEFAULT_ROTATION_GRACE, EndpointWithSecret, NewEndpoint, WebhookEndpoint,
+};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_endpoints, create_endpoint))
+        .routes(routes!(rotate_endpoint))
+        .routes(routes!(disable_endpoint))
+}
+
+/// An endpoint as listed: never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointView {
+    pub endpoint_id: Uuid,
+    pub source: String,
+    /// Where the vendor must post: append it to Tally's public base URL.
+    pub url_path: String,
+    pub description: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub paypal_webhook_id: Option<String>,
+    /// Whether a PayPal certificate is configured (otherwise it is fetched from PayPal).
+    pub has_paypal_certificate: bool,
+    pub created_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// Until when the secret before the last rotation still verifies.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<WebhookEndpoint> for EndpointView {
+    fn from(e: WebhookEndpoint) -> Self {
+        Self {
+            url_path: format!("/v1/webhooks/{}/{}", e.source, e.endpoint_id),
+            endpoint_id: e.endpoint_id,
+            source: e.source,
+            description: e.description,
+            status: e.status,
+            paypal_webhook_id: e.paypal_webhook_id,
+            has_paypal_certificate: e.has_paypal_certificate,
+            created_at: e.created_at,
+            rotated_at: e.rotated_at,
+            previous_secret_expires_at: e.previous_secret_expires_at,
+        }
+    }
+}
+
+/// An endpoint with its signing secret: paste it into the vendor now, it is not shown again.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointSecretView {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// Absent for PayPal, which signs with its own certificate.
+    pub secret: Option<String>,
+}
+
+impl From<EndpointWithSecret> for EndpointSecretView {
+    fn from(e: EndpointWithSecret) -> Self {
+        Self {
+            endpoint: e.endpoint.into(),
+            secret: e.secret,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// `shopify`, `stripe`, `paypal` or `woocommerce`.
+    pub source: String,
+    #[serde(default)]
+    pub description: String,
+    /// The secret the vendor signs with when the vendor issues it (Stripe's `whsec_...`,
+    /// Shopify's app client secret); omit it to have Tally generate one (WooCommerce).
+    pub secret: Option<String>,
+    /// PayPal only, required: the id of the webhook in the PayPal dashboard.
+    pub paypal_webhook_id: Option<String>,
+    /// PayPal only, optional: the PEM certificate PayPal signs with; absent, it is fetched from
+    /// the `paypal.com` URL each delivery names.
+    pub paypal_certificate_pem: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateEndpoint {
+    /// The vendor's new secret; omit it to have Tally generate one.
+    pub secret: Option<String>,
+    /// How long the old secret keeps verifying (default 3600: Shopify signs with the old one
+    /// for up to an hour); 0 retires it at once.
+    pub grace_period_seconds: Option<u32>,
+}
+
+/// This tenant's webhook endpoints (scope `admin`).
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+    responses(
+        (status = 200, body = Vec<EndpointView>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn list_endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<EndpointView>>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let endpoints = state.db.list_webhook_endpoints(caller.tenant_id).await?;
+    Ok(Json(endpoints.into_iter().map(Into::into).collect()))
+}
+
+/// Creates an endpoint for one vendor (scope `admin`); the answer holds its secret, once.
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+    request_body = CreateEndpoint, responses(
+        (status = 201, body = EndpointSecretView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn create_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateEndpoint>,
+) -> Result<(StatusCode, Json<EndpointSecretView>), ApiError> {
+    caller.require(Scope::Admin)?;
+    let source: Source = body
+        .source
+        .parse()
+        .map_err(|e: tally_payments::UnknownSource| {
+            ApiError::unprocessable(
+                "invalid source",
+                vec![FieldError {
+                    pointer: "/source".into(),
+                    code: "invalid_value".into(),
+                    message: e.to_string(),
+                }],
+            )
+        })?;
+    let created = state
+        .db
+        .create_webhook_endpoint(
+            caller.tenant_id,
+            NewEndpoint {
+                source: source.as_str().to_string(),
+                description: body.description,
+                secret: body.secret,
+                paypal_webhook_id: body.paypal_webhook_id,
+                paypal_certificate_pem: body.paypal_certificate_pem,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+/// Replaces an endpoint's secret (scope `admin`); the old one verifies for a grace period.
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{endpoint_id}/rotate", tag = "webhooks",
+    security(("api_key" = [])), params(("endpoint_id" = Uuid, Path)), request_body = RotateEndpoint,
+    responses(
+        (status = 200, body = EndpointSecretView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn rotate_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(endpoint_id): Path<Uuid>,
+    Json(body): Json<RotateEndpoint>,
+) -> Result<Json<EndpointSecretView>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let grace = body
+        .grace_period_seconds
+        .map_or(DEFAULT_ROTATION_GRACE, |s| TimeDelta::seconds(s.into()));
+    let rotated = state
+        .db
+        .rotate_webhook_secret(caller.tenant_id, endpoint_id, body.secret, grace)
+        .await?;
+    Ok(Json(rotated.into()))
+}
+
+/// Stops an endpoint accepting deliveries (scope `admin`); its history stays.
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{endpoint_id}/disable", tag = "webhooks",
+    security(("api_key" = [])), params(("endpoint_id" = Uuid, Path)), responses(
+        (status = 200, body = EndpointView),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn disable_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(endpoint_id): Path<Uuid>,
+) -> Result<Json<EndpointView>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let disabled = state
+        .db
+        .disable_webhook_endpoint(caller.tenant_id, endpoint_id)
+        .await?;
+    Ok(Json(disabled.into()))
+}

@@ -1,0 +1,227 @@
+//! `POST /v1/webhooks/{source}/{endpoint_id}`: payment vendors' deliveries into the ledger.
+//!
+//! The body is taken as raw bytes because signatures cover exactly what was sent; it is parsed
+//! only after verification. An untrusted request is refused (401) and leaves nothing behind but
+//! a metric. A trusted one is always answered 2xx, even when Tally cannot read it (it is then
+//! dead-lettered): the vendor retrying the same bytes would not help, and vendors disable
+//! endpoints that keep failing.
+
+mod certs;
+
+use crate::context;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tally_payments::{
+    Outcome, Posting, Source, Verified, VerifyError, VerifyingKeys, parse, paypal_cert_url, verify,
+};
+use tally_store::ledger::NewPosting;
+use tally_store::webhooks::{DeliveryOutcome, EndpointKeys, NewDelivery, Recorded};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
+}
+
+/// What Tally did with a delivery.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryReceipt {
+    /// `posted`, `ignored`, `dead_lettered`, `duplicate` (seen before, nothing changed) or
+    /// `ping` (WooCommerce's unsigned creation ping).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<Uuid>,
+    /// Ledger postings this delivery added (facts already posted by another delivery are not
+    /// counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_postings: Option<usize>,
+    /// Why nothing was posted, for ignored and dead-lettered deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl DeliveryReceipt {
+    fn bare(status: &str) -> Self {
+        Self {
+            status: status.into(),
+            delivery_id: None,
+            new_postings: None,
+            detail: None,
+        }
+    }
+}
+
+/// Receives a payment vendor's webhook; the URL is the one the endpoint was created with.
+#[utoipa::path(post, path = "/v1/webhooks/{source}/{endpoint_id}", tag = "webhooks",
+    params(
+        ("source" = String, Path, description = "shopify, stripe, paypal or woocommerce"),
+        ("endpoint_id" = Uuid, Path)
+    ),
+    request_body(content = String, content_type = "application/json",
+        description = "The vendor's payload, verified byte for byte against its signature headers"),
+    responses(
+        (status = 200, body = DeliveryReceipt, description = "posted, ignored, duplicate or ping"),
+        (status = 202, body = DeliveryReceipt, description = "verified but unreadable: dead-lettered"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn receive(
+    State(state): State<AppState>,
+    Path((source, endpoint_id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeliveryReceipt>), ApiError> {
+    // One answer for every way of not matching, so the URL space reveals nothing.
+    let not_found = || ApiError::not_found("no active webhook endpoint at this URL");
+    let source: Source = source.parse().map_err(|_| not_found())?;
+    let endpoint = state
+        .db
+        .find_webhook_endpoint(endpoint_id)
+        .await?
+        .filter(|e| e.active && e.source == source.as_str())
+        .ok_or_else(not_found)?;
+
+    let verified = match verify_delivery(source, &endpoint, &headers, &body, Utc::now()).await {
+        Ok(verified) => verified,
+        Err(err) => {
+            metrics::counter!(
+                "tally_webhook_verification_failures_total",
+                "source" => source.as_str(),
+                "reason" => err.code()
+            )
+            .increment(1);
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                err.code(),
+                err.to_string(),
+            ));
+        }
+    };
+    if let Verified::WooCommercePing { .. } = verified {
+        return Ok((StatusCode::OK, Json(DeliveryReceipt::bare("ping"))));
+    }
+
+    let delivery = inbound(source, endpoint.endpoint_id, &headers, &body);
+    let recorded = state
+        .db
+        .record_delivery(endpoint.tenant_id, &delivery)
+        .await?;
+    let receipt = match recorded {
+        Recorded::Duplicate => DeliveryReceipt::bare("duplicate"),
+        Recorded::New {
+            delivery_id,
+            new_postings,
+        } => DeliveryReceipt {
+            status: delivery.outcome.status().into(),
+            delivery_id: Some(delivery_id),
+            new_postings: Some(new_postings),
+            detail: delivery.outcome.detail(),
+        },
+    };
+    metrics::counter!(
+        "tally_webhook_deliveries_total",
+        "source" => source.as_str(),
+        "status" => receipt.status.clone()
+    )
+    .increment(1);
+    let status = match (recorded, &delivery.outcome) {
+        (Recorded::New { .. }, DeliveryOutcome::DeadLettered { .. }) => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(receipt)))
+}
+
+/// Verifies with the endpoint's live secrets, or for PayPal its webhook id and certificate: the
+/// one configured on the endpoint, else the one behind the (allow-listed) certificate URL.
+async fn verify_delivery(
+    source: Source,
+    endpoint: &EndpointKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Verified, VerifyError> {
+    if source != Source::PayPal {
+        let secrets = endpoint.live_secrets(now);
+        return verify(source, headers, body, VerifyingKeys::Secrets(&secrets), now);
+    }
+    let certificate_pem = match &endpoint.paypal_certificate_pem {
+        Some(pem) => pem.as_str().into(),
+        None => certs::fetch(paypal_cert_url(headers)?).await?,
+    };
+    let keys = VerifyingKeys::PayPal {
+        webhook_id: endpoint.paypal_webhook_id.as_deref().unwrap_or_default(),
+        certificate_pem: &certificate_pem,
+    };
+    verify(source, headers, body, keys, now)
+}
+
+/// A verified delivery as the inbox keeps it: parsed into postings, or the reason it moved no
+/// money, or dead-lettered. Only a redacted copy of the payload is kept (vendors send customer
+/// names and addresses); a body that is not JSON is kept as its hash alone.
+fn inbound(source: Source, endpoint_id: Uuid, headers: &HeaderMap, body: &[u8]) -> NewDelivery {
+    let digest = Sha256::digest(body);
+    let body_hex = format!("{digest:x}");
+    let body_sha256: [u8; 32] = digest.into();
+    let payload = match serde_json::from_slice::<Value>(body) {
+        Ok(mut value) => {
+            tally_core::pii::redact(&mut value);
+            value
+        }
+        Err(_) => json!({ "raw_sha256": body_hex }),
+    };
+    let (delivery_key, topic, outcome) = match parse(source, headers, body) {
+        Ok(delivery) => {
+            let outcome = match delivery.outcome {
+                Outcome::Post(postings) => {
+                    DeliveryOutcome::Posted(postings.iter().map(new_posting).collect())
+                }
+                Outcome::Ignored(why) => DeliveryOutcome::Ignored {
+                    reason: format!("{}: {why}", why.code()),
+                },
+            };
+            (delivery.delivery_key, delivery.topic, outcome)
+        }
+        // Unreadable, so no delivery key of the vendor's: the bytes' hash makes a retry of the
+        // same bytes a duplicate instead of a second dead letter.
+        Err(err) => (
+            format!("unparsed:{body_hex}"),
+            "unparsed".to_string(),
+            DeliveryOutcome::DeadLettered {
+                error_code: err.code().to_string(),
+                message: err.to_string(),
+            },
+        ),
+    };
+    NewDelivery {
+        endpoint_id,
+        source: source.as_str().to_string(),
+        delivery_key,
+        topic,
+        payload,
+        body_sha256,
+        correlation_id: context::current().correlation_id,
+        outcome,
+    }
+}
+
+fn new_posting(p: &Posting) -> NewPosting {
+    NewPosting {
+        source: p.source.as_str().to_string(),
+        external_id: p.external_id.clone(),
+        entry_type: p.entry_type.as_str().to_string(),
+        amount_cents: p.amount_minor,
+        currency: p.currency.as_str().to_string(),
+        order_id: p.order_id.clone(),
+        occurred_at: p.occurred_at,
+    }
+}

@@ -1,0 +1,138 @@
+//! Reading events back: filters, newest first, keyset cursor pagination.
+
+use crate::Database;
+use crate::cursor::{Cursor, Page};
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+/// A stored event as the API returns it.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub event_id: String,
+    pub kind: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub session_id: String,
+    pub anonymous_id: Option<String>,
+    pub user_id: Option<String>,
+    pub order_id: Option<String>,
+    /// Minor units of `currency` (cents, yen, fils).
+    pub revenue_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub channel_code: String,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub referrer_host: Option<String>,
+    #[schema(value_type = Object)]
+    pub click_ids: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Value,
+    pub correlation_id: String,
+    pub replayed_from: Option<Uuid>,
+}
+
+/// Filters of `GET /v1/events`; every one optional.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    pub kind: Option<String>,
+    pub channel: Option<String>,
+    pub session_id: Option<String>,
+    pub order_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Inclusive lower bound on `occurred_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `occurred_at`.
+    pub to: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, event_id, kind, event_type, occurred_at, received_at, session_id, anonymous_id, user_id,
+    order_id, revenue_cents, currency, channel_code, utm_source, utm_medium, utm_campaign, utm_term,
+    utm_content, referrer_host, click_ids, properties, correlation_id, replayed_from";
+
+impl Database {
+    pub async fn list_events(
+        &self,
+        tenant: TenantId,
+        f: &EventFilter,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let limit = i64::from(f.limit.unwrap_or(100));
+        if !(1..=500).contains(&limit) {
+            return Err(StoreError::Invalid(
+                "limit must be between 1 and 500".into(),
+            ));
+        }
+        let after = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM attribution_events
+             WHERE tenant_id = $1
+               AND ($2::text IS NULL OR event_type = $2)
+               AND ($3::text IS NULL OR kind = $3)
+               AND ($4::text IS NULL OR channel_code = $4)
+               AND ($5::text IS NULL OR session_id = $5)
+               AND ($6::text IS NULL OR order_id = $6)
+               AND ($7::text IS NULL OR anonymous_id = $7)
+               AND ($8::text IS NULL OR user_id = $8)
+               AND ($9::timestamptz IS NULL OR occurred_at >= $9)
+               AND ($10::timestamptz IS NULL OR occurred_at < $10)
+               AND ($11::timestamptz IS NULL OR (occurred_at, id) < ($11, $12))
+             ORDER BY occurred_at DESC, id DESC
+             LIMIT $13"
+        );
+        let mut tx = self.tenant_tx(tenant).await?;
+        let items: Vec<StoredEvent> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(&f.event_type)
+            .bind(&f.kind)
+            .bind(&f.channel)
+            .bind(&f.session_id)
+            .bind(&f.order_id)
+            .bind(&f.anonymous_id)
+            .bind(&f.user_id)
+            .bind(f.from)
+            .bind(f.to)
+            .bind(after.as_ref().map(|c| c.at))
+            .bind(after.as_ref().map(|c| c.id))
+            .bind(limit + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Cursor::paginate(items, limit as usize, |e| Cursor {
+            at: e.occurred_at,
+            id: e.id,
+        }))
+    }
+
+    pub async fn get_event(&self, tenant: TenantId, id: Uuid) -> Result<StoredEvent, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM attribution_events WHERE tenant_id = $1 AND id = $2");
+        let mut tx = self.tenant_tx(tenant).await?;
+        let event = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(event)
+    }
+}

@@ -1,0 +1,305 @@
+//! The revenue ledger: verified money, append-only.
+//!
+//! Postings from payment webhooks are idempotent on the financial fact (unique
+//! `(tenant, source, external_id, entry_type)`), so two deliveries of one payment post once.
+//! Corrections are never edits: an adjustment is a new `manual` row with a reason, and a reversal
+//! is an adjustment pointing at the posting it cancels (`reverses_id`), keyed
+//! `reversal:{id}` so that a posting can be reversed only once.
+
+use crate::Database;
+use crate::cursor::{Cursor, Page};
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgConnection};
+use std::collections::BTreeMap;
+use tally_core::money::CurrencyCode;
+use uuid::Uuid;
+
+/// One ledger row as the API returns it.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    /// `shopify`, `stripe`, `paypal`, `woocommerce` or `manual`.
+    pub source: String,
+    /// The provider's id of the money movement (for adjustments, Tally's).
+    pub external_id: String,
+    /// `payment`, `refund`, `chargeback` or `adjustment`.
+    pub entry_type: String,
+    /// Signed minor units of `currency`: money in positive, money out negative.
+    pub amount_cents: i64,
+    pub currency: String,
+    pub order_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub posted_at: DateTime<Utc>,
+    /// The webhook delivery that first carried this fact.
+    pub delivery_id: Option<Uuid>,
+    pub reverses_id: Option<Uuid>,
+    pub reason: Option<String>,
+    pub correlation_id: String,
+}
+
+/// A posting from a payment webhook, already normalised and signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPosting {
+    pub source: String,
+    pub external_id: String,
+    pub entry_type: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub order_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Filters of `GET /v1/ledger`; every one optional.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerFilter {
+    pub order_id: Option<String>,
+    pub source: Option<String>,
+    pub entry_type: Option<String>,
+    /// Inclusive lower bound on `occurred_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `occurred_at`.
+    pub to: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A manual correction. With `reverses_id`, amount, currency and order default to cancelling
+/// that posting exactly.
+#[derive(Debug, Clone, Default)]
+pub struct NewAdjustment {
+    pub amount_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub order_id: Option<String>,
+    pub reason: String,
+    pub reverses_id: Option<Uuid>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub correlation_id: String,
+}
+
+/// An order's verified money: every posting, and the net per currency.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderLedger {
+    pub order_id: String,
+    pub postings: Vec<LedgerEntry>,
+    /// Sum of the postings per currency, in minor units (currencies are never mixed).
+    pub net: Vec<CurrencyTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    pub amount_cents: i64,
+}
+
+const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
+    occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id";
+
+/// Inserts webhook postings, skipping facts already in the ledger; returns how many were new.
+pub(crate) async fn insert_postings(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    delivery_id: Uuid,
+    postings: &[NewPosting],
+    correlation_id: &str,
+) -> Result<usize, StoreError> {
+    let mut new = 0;
+    for p in postings {
+        new += sqlx::query(
+            "INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type,
+                 amount_cents, currency, order_id, occurred_at, delivery_id, correlation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id, source, external_id, entry_type) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(&p.source)
+        .bind(&p.external_id)
+        .bind(&p.entry_type)
+        .bind(p.amount_cents)
+        .bind(&p.currency)
+        .bind(&p.order_id)
+        .bind(p.occurred_at)
+        .bind(delivery_id)
+        .bind(correlation_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(new)
+}
+
+fn net_per_currency(postings: &[LedgerEntry]) -> Vec<CurrencyTotal> {
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for p in postings {
+        *totals.entry(&p.currency).or_default() += p.amount_cents;
+    }
+    totals
+        .into_iter()
+        .map(|(currency, amount_cents)| CurrencyTotal {
+            currency: currency.to_string(),
+            amount_cents,
+        })
+        .collect()
+}
+
+impl Database {
+    pub async fn list_ledger(
+        &self,
+        tenant: TenantId,
+        f: &LedgerFilter,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let limit = i64::from(f.limit.unwrap_or(100));
+        if !(1..=500).contains(&limit) {
+            return Err(StoreError::Invalid(
+                "limit must be between 1 and 500".into(),
+            ));
+        }
+        let after = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM revenue_ledger
+             WHERE tenant_id = $1
+               AND ($2::text IS NULL OR order_id = $2)
+               AND ($3::text IS NULL OR source = $3)
+               AND ($4::text IS NULL OR entry_type = $4)
+               AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+               AND ($6::timestamptz IS NULL OR occurred_at < $6)
+               AND ($7::timestamptz IS NULL OR (occurred_at, id) < ($7, $8))
+             ORDER BY occurred_at DESC, id DESC
+             LIMIT $9"
+        );
+        let mut tx = self.tenant_tx(tenant).await?;
+        let items: Vec<LedgerEntry> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(&f.order_id)
+            .bind(&f.source)
+            .bind(&f.entry_type)
+            .bind(f.from)
+            .bind(f.to)
+            .bind(after.as_ref().map(|c| c.at))
+            .bind(after.as_ref().map(|c| c.id))
+            .bind(limit + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Cursor::paginate(items, limit as usize, |e| Cursor {
+            at: e.occurred_at,
+            id: e.id,
+        }))
+    }
+
+    /// Adds a manual correction: always a new row, never a change to an existing one.
+    pub async fn add_adjustment(
+        &self,
+        tenant: TenantId,
+        adj: &NewAdjustment,
+    ) -> Result<LedgerEntry, StoreError> {
+        let reason = adj.reason.trim();
+        if reason.is_empty() || reason.len() > 1000 {
+            return Err(StoreError::Invalid(
+                "an adjustment needs a reason of 1 to 1000 characters".into(),
+            ));
+        }
+        let mut tx = self.tenant_tx(tenant).await?;
+        let reversed: Option<LedgerEntry> = match adj.reverses_id {
+            Some(id) => Some(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM revenue_ledger WHERE id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::Invalid(format!("reverses_id {id}: no such posting")))?,
+            ),
+            None => None,
+        };
+        let currency = match (&adj.currency, &reversed) {
+            (Some(raw), _) => CurrencyCode::parse(raw)
+                .map_err(|e| StoreError::Invalid(format!("currency: {e}")))?
+                .as_str()
+                .to_string(),
+            (None, Some(original)) => original.currency.clone(),
+            (None, None) => return Err(StoreError::Invalid("currency is required".into())),
+        };
+        let amount = match (adj.amount_cents, &reversed) {
+            (Some(amount), _) => amount,
+            (None, Some(original)) => -original.amount_cents,
+            (None, None) => return Err(StoreError::Invalid("amount_cents is required".into())),
+        };
+        if amount == 0 {
+            return Err(StoreError::Invalid("amount_cents must not be zero".into()));
+        }
+        if let Some(original) = &reversed
+            && original.currency != currency
+        {
+            return Err(StoreError::Invalid(format!(
+                "a reversal is in the reversed posting's currency ({})",
+                original.currency
+            )));
+        }
+        let id = Uuid::now_v7();
+        let external_id = match &reversed {
+            Some(original) => format!("reversal:{}", original.id),
+            None => format!("adjustment:{id}"),
+        };
+        let order_id = adj
+            .order_id
+            .clone()
+            .or_else(|| reversed.as_ref().and_then(|o| o.order_id.clone()));
+        let entry: Option<LedgerEntry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type,
+                 amount_cents, currency, order_id, occurred_at, reverses_id, reason,
+                 correlation_id)
+             VALUES ($1, $2, 'manual', $3, 'adjustment', $4, $5, $6, coalesce($7, now()), $8,
+                 $9, $10)
+             ON CONFLICT (tenant_id, source, external_id, entry_type) DO NOTHING
+             RETURNING {COLUMNS}"
+        )))
+        .bind(tenant)
+        .bind(id)
+        .bind(&external_id)
+        .bind(amount)
+        .bind(&currency)
+        .bind(&order_id)
+        .bind(adj.occurred_at)
+        .bind(adj.reverses_id)
+        .bind(reason)
+        .bind(&adj.correlation_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let entry = entry
+            .ok_or_else(|| StoreError::Conflict("this posting has already been reversed".into()))?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Every posting of one order, oldest first, with its net per currency; `NotFound` when the
+    /// ledger knows nothing of the order.
+    pub async fn order_ledger(
+        &self,
+        tenant: TenantId,
+        order_id: &str,
+    ) -> Result<OrderLedger, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let postings: Vec<LedgerEntry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM revenue_ledger WHERE order_id = $1 ORDER BY occurred_at, id"
+        )))
+        .bind(order_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if postings.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(OrderLedger {
+            order_id: order_id.to_string(),
+            net: net_per_currency(&postings),
+            postings,
+        })
+    }
+}

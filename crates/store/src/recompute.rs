@@ -1,0 +1,459 @@
+//! Recompute of attribution windows: scheduling (from the API, the CLI and ingestion), loading a
+//! window's events, and replacing its allocations and rollups in one transaction.
+//!
+//! A window's identity is (tenant, window_start, window_end, model_version): one row of
+//! `attribution_recompute_jobs` however often it is scheduled, and at most one pending job for it
+//! (the identity row's id is the job's dedupe key). Every function here takes a connection whose
+//! transaction already acts for the tenant ([`crate::Database::tenant_tx`]).
+
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use crate::jobs;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use tally_attribution::{Conversion, Touch};
+use uuid::Uuid;
+
+/// The job kind of a recompute.
+pub const RECOMPUTE_KIND: &str = "attribution.recompute";
+
+/// Rows per `INSERT ... SELECT FROM unnest(...)`, to bound the size of one bind message.
+const INSERT_CHUNK: usize = 100_000;
+
+/// A recompute identity and the state of its latest run.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RecomputeJob {
+    pub id: Uuid,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub model_version: String,
+    /// `pending`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Completed runs.
+    pub run_count: i32,
+    pub last_correlation_id: Option<String>,
+    pub last_error: Option<String>,
+    /// Conversions attributed by the latest run.
+    pub conversions: Option<i32>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The job's payload: which identity row to run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RecomputePayload {
+    pub recompute_id: Uuid,
+}
+
+const JOB_COLUMNS: &str = "id, window_start, window_end, model_version, status, run_count, \
+                           last_correlation_id, last_error, conversions, updated_at";
+
+/// Schedules a recompute of `[window_start, window_end)`.
+pub async fn schedule_recompute(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    model_version: &str,
+    correlation_id: &str,
+) -> Result<RecomputeJob, StoreError> {
+    if window_start >= window_end {
+        return Err(StoreError::Invalid(
+            "the window must start before it ends".into(),
+        ));
+    }
+    let mut jobs = schedule_windows(
+        conn,
+        tenant,
+        &[(window_start, window_end)],
+        model_version,
+        correlation_id,
+    )
+    .await?;
+    jobs.pop().ok_or(StoreError::NotFound)
+}
+
+/// Schedules the tenant-day windows that events at `occurred` can change; ingestion calls it in
+/// its insert transaction, best as the last statement before commit (the identity rows stay
+/// locked until then, which serialises concurrent batches of the same tenant-day).
+///
+/// Days are the tenant's (`tenant_settings.time_zone`, converted by PostgreSQL, so DST days are
+/// 23 or 25 hours long). An event changes its own day (its conversion, or Markov's paths) and, as
+/// a touch, the conversions of the following `lookback_days`, but only those that already happened:
+/// so each event schedules its day through the day of `min(occurred + lookback, now)`. Live
+/// traffic thus schedules today alone, and a backfilled day at most lookback + 1 windows,
+/// whatever the number of events: one upsert for all days, and at most one pending job per day.
+pub async fn schedule_for_events(
+    tx: &mut PgConnection,
+    tenant: TenantId,
+    occurred: &[DateTime<Utc>],
+    correlation_id: &str,
+) -> Result<(), StoreError> {
+    if occurred.is_empty() {
+        return Ok(());
+    }
+    let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "WITH s AS (SELECT time_zone AS tz, make_interval(days => lookback_days) AS lookback
+                    FROM tenant_settings WHERE tenant_id = $1),
+              spans AS (SELECT DISTINCT (t AT TIME ZONE s.tz)::date AS first_day,
+                               (GREATEST(t, LEAST(t + s.lookback, now())) AT TIME ZONE s.tz)::date AS last_day
+                        FROM unnest($2::timestamptz[]) AS t, s),
+              days AS (SELECT DISTINCT d::date AS day
+                       FROM spans, generate_series(first_day, last_day, interval '1 day') AS d)
+         SELECT day::timestamp AT TIME ZONE s.tz, (day + 1)::timestamp AT TIME ZONE s.tz
+         FROM days, s ORDER BY 1",
+    )
+    .bind(tenant)
+    .bind(occurred)
+    .fetch_all(&mut *tx)
+    .await?;
+    schedule_windows(
+        tx,
+        tenant,
+        &windows,
+        tally_attribution::MODEL_VERSION,
+        correlation_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Upserts the identity rows of `windows` and enqueues a job for each that has none pending.
+async fn schedule_windows(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    windows: &[(DateTime<Utc>, DateTime<Utc>)],
+    model_version: &str,
+    correlation_id: &str,
+) -> Result<Vec<RecomputeJob>, StoreError> {
+    let (starts, ends): (Vec<_>, Vec<_>) = windows.iter().copied().unzip();
+    let sql = format!(
+        "WITH w AS (SELECT DISTINCT * FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)),
+              ident AS (
+                INSERT INTO attribution_recompute_jobs
+                    (tenant_id, id, window_start, window_end, model_version, status, last_correlation_id)
+                SELECT $1, gen_random_uuid(), s, e, $4, 'pending', $5 FROM w
+                ON CONFLICT (tenant_id, window_start, window_end, model_version) DO UPDATE
+                SET status = 'pending', last_correlation_id = EXCLUDED.last_correlation_id,
+                    updated_at = now()
+                RETURNING *),
+              queued AS (
+                INSERT INTO jobs (tenant_id, id, kind, dedupe_key, payload, correlation_id)
+                SELECT $1, gen_random_uuid(), $6, id::text, jsonb_build_object('recompute_id', id), $5
+                FROM ident
+                ON CONFLICT (tenant_id, kind, dedupe_key)
+                    WHERE status = 'pending' AND dedupe_key IS NOT NULL DO NOTHING)
+         SELECT {JOB_COLUMNS} FROM ident ORDER BY window_start"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(starts)
+        .bind(ends)
+        .bind(model_version)
+        .bind(correlation_id)
+        .bind(RECOMPUTE_KIND)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// One recompute identity of the tenant.
+pub async fn get_recompute(conn: &mut PgConnection, id: Uuid) -> Result<RecomputeJob, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM attribution_recompute_jobs WHERE id = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Records that a run started (its own short transaction, so progress is visible).
+pub async fn mark_running(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    set_status(conn, id, "running", None).await
+}
+
+/// Records that the job gave up (its error is in `worker_failed_jobs` too).
+pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), StoreError> {
+    set_status(conn, id, "failed", Some(error)).await
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE attribution_recompute_jobs SET status = $2, last_error = COALESCE($3, last_error),
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The tenant's attribution parameters.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct AttributionSettings {
+    pub lookback_days: i32,
+    pub time_decay_half_life_hours: f64,
+    pub markov_order: i32,
+}
+
+pub async fn attribution_settings(
+    conn: &mut PgConnection,
+) -> Result<AttributionSettings, StoreError> {
+    sqlx::query_as(
+        "SELECT lookback_days, time_decay_half_life_hours, markov_order FROM tenant_settings",
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+/// What a window's recompute reads.
+#[derive(Debug, Default)]
+pub struct WindowEvents {
+    pub touches: Vec<Touch>,
+    pub conversions: Vec<Conversion>,
+    /// Parallel to `conversions`.
+    pub currencies: Vec<String>,
+}
+
+/// The SQL spelling of a journey's identity (user, else anonymous, else session id); the index
+/// `attribution_events_touches_by_identity` is on exactly this expression.
+const IDENTITY: &str = "COALESCE(user_id, anonymous_id, session_id)";
+
+/// Loads the conversions of `[start, end)` and the touches that can be in their journeys or in
+/// the window's non-converting paths: every touch of the window, plus the touches of converting
+/// identities in the lookback before it. Other identities' older touches are left out on purpose:
+/// they are earlier windows' paths, and loading them would read `lookback` days for every day.
+pub async fn load_window(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    lookback: TimeDelta,
+) -> Result<WindowEvents, StoreError> {
+    let conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {IDENTITY}, occurred_at, revenue_cents, currency::text FROM attribution_events
+             WHERE tenant_id = $1 AND kind = 'conversion' AND occurred_at >= $2 AND occurred_at < $3"
+        )))
+        .bind(tenant)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?;
+    let touches: Vec<(Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(
+        format!(
+            "SELECT id, {IDENTITY}, occurred_at, channel_code FROM attribution_events
+             WHERE tenant_id = $1 AND kind = 'touch' AND occurred_at >= $2 AND occurred_at < $3
+             UNION ALL
+             SELECT e.id, c.identity, e.occurred_at, e.channel_code
+             FROM (SELECT DISTINCT {IDENTITY} AS identity FROM attribution_events
+                   WHERE tenant_id = $1 AND kind = 'conversion' AND occurred_at >= $2 AND occurred_at < $3) c
+             JOIN attribution_events e ON e.tenant_id = $1 AND e.kind = 'touch'
+                  AND COALESCE(e.user_id, e.anonymous_id, e.session_id) = c.identity
+                  AND e.occurred_at >= $2 - $4 AND e.occurred_at < $2"
+        ),
+    ))
+    .bind(tenant)
+    .bind(start)
+    .bind(end)
+    .bind(lookback)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut window = WindowEvents {
+        touches: Vec::with_capacity(touches.len()),
+        conversions: Vec::with_capacity(conversions.len()),
+        currencies: Vec::with_capacity(conversions.len()),
+    };
+    for (event_id, identity, occurred_at, channel) in touches {
+        window.touches.push(Touch {
+            event_id,
+            identity,
+            occurred_at,
+            channel,
+        });
+    }
+    for (event_id, identity, occurred_at, revenue_cents, currency) in conversions {
+        window.conversions.push(Conversion {
+            event_id,
+            identity,
+            occurred_at,
+            revenue_cents,
+        });
+        window.currencies.push(currency);
+    }
+    Ok(window)
+}
+
+/// One allocation to write.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAllocation<'a> {
+    pub conversion_id: Uuid,
+    pub model: &'static str,
+    pub channel: &'a str,
+    pub allocated_cents: i64,
+    pub weight: f64,
+    pub currency: &'a str,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The result of one run, to write.
+pub struct WindowResult<'a> {
+    pub recompute: &'a RecomputeJob,
+    pub allocations: &'a [NewAllocation<'a>],
+    pub conversions: usize,
+}
+
+/// Replaces the window's allocations and the rollups of the hours it overlaps, and records the run;
+/// all in the caller's (job's) transaction, so readers see the old result or the new, never a mix.
+///
+/// Recomputes of one tenant write one at a time (a transaction-scoped advisory lock): rollup hours
+/// at a window's edges (time zones with half-hour offsets) and a replayed job racing a pending one
+/// of the same window would otherwise collide.
+pub async fn replace_window(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    result: WindowResult<'_>,
+) -> Result<(), StoreError> {
+    let job = result.recompute;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/recompute/' || $2, 0))",
+    )
+    .bind(tenant)
+    .bind(&job.model_version)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM attribution_allocations WHERE tenant_id = $1 AND model_version = $2
+         AND occurred_at >= $3 AND occurred_at < $4",
+    )
+    .bind(tenant)
+    .bind(&job.model_version)
+    .bind(job.window_start)
+    .bind(job.window_end)
+    .execute(&mut *conn)
+    .await?;
+    for chunk in result.allocations.chunks(INSERT_CHUNK) {
+        insert_allocations(conn, tenant, &job.model_version, chunk).await?;
+    }
+    rebuild_rollups(conn, tenant, job).await?;
+    let pending = jobs::pending_exists(conn, RECOMPUTE_KIND, &job.id.to_string()).await?;
+    sqlx::query(
+        "UPDATE attribution_recompute_jobs
+         SET status = CASE WHEN $2 THEN 'pending' ELSE 'succeeded' END, run_count = run_count + 1,
+             conversions = $3, last_error = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(job.id)
+    .bind(pending)
+    .bind(i32::try_from(result.conversions).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_allocations(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    rows: &[NewAllocation<'_>],
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.conversion_id).collect();
+    let models: Vec<&str> = rows.iter().map(|r| r.model).collect();
+    let channels: Vec<&str> = rows.iter().map(|r| r.channel).collect();
+    let cents: Vec<i64> = rows.iter().map(|r| r.allocated_cents).collect();
+    // The models' shares sum to 1 up to float error; the column's CHECK wants [0, 1] exactly.
+    let weights: Vec<f64> = rows.iter().map(|r| r.weight.clamp(0.0, 1.0)).collect();
+    let currencies: Vec<&str> = rows.iter().map(|r| r.currency).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
+    sqlx::query(
+        "INSERT INTO attribution_allocations (tenant_id, model_version, conversion_id, model,
+             channel_code, allocated_cents, weight, currency, occurred_at)
+         SELECT $1, $2, u.* FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bigint[],
+             $7::float8[], $8::text[], $9::timestamptz[]) AS u",
+    )
+    .bind(tenant)
+    .bind(model_version)
+    .bind(ids)
+    .bind(models)
+    .bind(channels)
+    .bind(cents)
+    .bind(weights)
+    .bind(currencies)
+    .bind(times)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the rollups of every UTC hour the window touches from the allocations now stored
+/// (including a neighbouring window's in a shared edge hour). `verified_cents` stays 0 here: the
+/// ledger side fills it in when it reconciles orders.
+async fn rebuild_rollups(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    job: &RecomputeJob,
+) -> Result<(), StoreError> {
+    let (from, to) = hour_span(job.window_start, job.window_end);
+    sqlx::query(
+        "DELETE FROM revenue_rollups WHERE tenant_id = $1 AND model_version = $2
+         AND bucket_hour >= $3 AND bucket_hour < $4",
+    )
+    .bind(tenant)
+    .bind(&job.model_version)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO revenue_rollups (tenant_id, bucket_hour, model, model_version, channel_code,
+             currency, conversions, claimed_cents)
+         SELECT tenant_id, date_trunc('hour', occurred_at, 'UTC'), model, model_version, channel_code,
+                currency, sum(weight), sum(allocated_cents)
+         FROM attribution_allocations
+         WHERE tenant_id = $1 AND model_version = $2 AND occurred_at >= $3 AND occurred_at < $4
+         GROUP BY 1, 2, 3, 4, 5, 6",
+    )
+    .bind(tenant)
+    .bind(&job.model_version)
+    .bind(from)
+    .bind(to)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The whole UTC hours that cover `[start, end)`.
+fn hour_span(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    const HOUR: i64 = 3600;
+    let floor = |t: DateTime<Utc>| t.timestamp().div_euclid(HOUR) * HOUR;
+    let from = floor(start);
+    let last = floor(end - TimeDelta::microseconds(1));
+    let at = |secs| DateTime::from_timestamp(secs, 0).expect("an hour of a valid instant");
+    (at(from), at(last + HOUR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hour_span;
+    use chrono::DateTime;
+
+    #[test]
+    fn hour_span_covers_unaligned_windows() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(
+            hour_span(at("2026-01-01T18:30:00Z"), at("2026-01-02T18:30:00Z")),
+            (at("2026-01-01T18:00:00Z"), at("2026-01-02T19:00:00Z"))
+        );
+        assert_eq!(
+            hour_span(at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")),
+            (at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"))
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! Webhook endpoints and their delivery inbox.
+//!
+//! An endpoint is what a payment vendor posts to: its unguessable id is the URL, its secret (or,
+//! for PayPal, webhook id and certificate) what deliveries are verified with. Secrets are kept in
+//! clear because HMAC verification needs them, and leave only in the create/rotate answer.
+//!
+//! A verified delivery is recorded in one transaction acting for the endpoint's tenant: the inbox
+//! row, then its postings or its dead letter. The inbox row is claimed in the same transaction as
+//! the money it carries, so a failed write never turns the vendor's retry into a "duplicate" that
+//! lost the posting (see REFERENCE.md, "Idempotency semantics").
+
+use crate::db::Database;
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use crate::ledger::{NewPosting, insert_postings};
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+/// Shopify keeps signing with the old secret for up to an hour after a rotation.
+pub const DEFAULT_ROTATION_GRACE: TimeDelta = TimeDelta::hours(1);
+
+const SECRET_PREFIX: &str = "whsec_";
+/// 43 base62 characters carry 256 bits, like API keys.
+const SECRET_BODY_LEN: usize = 43;
+
+/// An endpoint as listed: never a secret.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    pub endpoint_id: Uuid,
+    pub source: String,
+    pub description: String,
+    pub status: String,
+    pub paypal_webhook_id: Option<String>,
+    pub has_paypal_certificate: bool,
+    pub created_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An endpoint with the secret the caller must paste into the vendor (absent for PayPal, which
+/// signs with its own key): the only moment it leaves Tally.
+#[derive(Debug, Clone)]
+pub struct EndpointWithSecret {
+    pub endpoint: WebhookEndpoint,
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub source: String,
+    pub description: String,
+    /// The vendor-issued secret (Stripe's `whsec_...`, Shopify's app secret); generated when
+    /// absent, for vendors where the merchant chooses it (WooCommerce).
+    pub secret: Option<String>,
+    pub paypal_webhook_id: Option<String>,
+    pub paypal_certificate_pem: Option<String>,
+}
+
+/// What a delivery needs to be verified, found before its tenant is known.
+#[derive(Debug, Clone)]
+pub struct EndpointKeys {
+    pub tenant_id: TenantId,
+    pub endpoint_id: Uuid,
+    pub source: String,
+    pub active: bool,
+    pub secret: Option<String>,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub paypal_webhook_id: Option<String>,
+    pub paypal_certificate_pem: Option<String>,
+}
+
+impl EndpointKeys {
+    /// The secrets a delivery may be signed with at `now`: the current one first, then the
+    /// previous one while its grace period lasts.
+    pub fn live_secrets(&self, now: DateTime<Utc>) -> Vec<&[u8]> {
+        let previous = self.previous_secret.as_deref().filter(|_| {
+            self.previous_secret_expires_at
+                .is_some_and(|until| until > now)
+        });
+        self.secret
+            .as_deref()
+            .into_iter()
+            .chain(previous)
+            .map(str::as_bytes)
+            .collect()
+    }
+}
+
+/// A verified delivery, ready for the inbox. `payload` must already be redacted.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub endpoint_id: Uuid,
+    pub source: String,
+    pub delivery_key: String,
+    pub topic: String,
+    pub payload: Value,
+    pub body_sha256: [u8; 32],
+    pub correlation_id: String,
+    pub outcome: DeliveryOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Posted(Vec<NewPosting>),
+    Ignored { reason: String },
+    DeadLettered { error_code: String, message: String },
+}
+
+impl DeliveryOutcome {
+    pub fn status(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Posted(_) => "posted",
+            DeliveryOutcome::Ignored { .. } => "ignored",
+            DeliveryOutcome::DeadLettered { .. } => "dead_lettered",
+        }
+    }
+
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            DeliveryOutcome::Posted(_) => None,
+            DeliveryOutcome::Ignored { reason } => Some(reason.clone()),
+            DeliveryOutcome::DeadLettered {
+                error_code,
+                message,
+            } => Some(format!("{error_code}: {message}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this delivery was seen; `new_postings` counts the facts the ledger lacked.
+    New {
+        delivery_id: Uuid,
+        new_postings: usize,
+    },
+    /// The vendor sent this delivery before: nothing changed.
+    Duplicate,
+}
+
+fn generate_secret() -> String {
+    let body: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(SECRET_BODY_LEN)
+        .map(char::from)
+        .collect();
+    format!("{SECRET_PREFIX}{body}")
+}
+
+const ENDPOINT_COLUMNS: &str = "endpoint_id, source, description, status, paypal_webhook_id,
+    paypal_certificate_pem IS NOT NULL AS has_paypal_certificate, created_at, rotated_at,
+    previous_secret_expires_at";
+
+fn endpoint(row: &PgRow) -> Result<WebhookEndpoint, sqlx::Error> {
+    Ok(WebhookEndpoint {
+        endpoint_id: row.try_get("endpoint_id")?,
+        source: row.try_get("source")?,
+        description: row.try_get("description")?,
+        status: row.try_get("status")?,
+        paypal_webhook_id: row.try_get("paypal_webhook_id")?,
+        has_paypal_certificate: row.try_get("has_paypal_certificate")?,
+        created_at: row.try_get("created_at")?,
+        rotated_at: row.try_get("rotated_at")?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
+    })
+}
+
+/// Short secrets are guessable offline from one signed delivery, so even vendor-issued ones
+/// are held to a minimum length.
+fn check_secret(secret: &str) -> Result<(), StoreError> {
+    if (16..=512).contains(&secret.len()) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(
+            "secret must be 16 to 512 characters".into(),
+        ))
+    }
+}
+
+fn check_new_endpoint(new: &NewEndpoint) -> Result<(), StoreError> {
+    let invalid = |msg: &str| Err(StoreError::Invalid(msg.into()));
+    if new.description.len() > 200 {
+        return invalid("description must be at most 200 characters");
+    }
+    if let Some(secret) = &new.secret {
+        check_secret(secret)?;
+    }
+    let paypal = new.source == "paypal";
+    match (paypal, new.paypal_webhook_id.as_deref()) {
+        (true, None | Some("")) => invalid("a PayPal endpoint needs paypal_webhook_id"),
+        (true, _) if new.secret.is_some() => {
+            invalid("PayPal signs with its own certificate: give no secret")
+        }
+        (false, Some(_)) => invalid("paypal_webhook_id is for PayPal endpoints only"),
+        (false, None) if new.paypal_certificate_pem.is_some() => {
+            invalid("paypal_certificate_pem is for PayPal endpoints only")
+        }
+        _ if new
+            .paypal_certificate_pem
+            .as_deref()
+            .is_some_and(|pem| !pem.contains("-----BEGIN CERTIFICATE-----")) =>
+        {
+            invalid("paypal_certificate_pem must be a PEM certificate")
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Database {
+    pub async fn create_webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        new: NewEndpoint,
+    ) -> Result<EndpointWithSecret, StoreError> {
+        check_new_endpoint(&new)?;
+        let secret = match new.source.as_str() {
+            "paypal" => None,
+            _ => Some(new.secret.unwrap_or_else(generate_secret)),
+        };
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO webhook_endpoints (tenant_id, endpoint_id, source, description, secret,
+                 paypal_webhook_id, paypal_certificate_pem)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING {ENDPOINT_COLUMNS}"
+        )))
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(&new.source)
+        .bind(&new.description)
+        .bind(&secret)
+        .bind(&new.paypal_webhook_id)
+        .bind(&new.paypal_certificate_pem)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(EndpointWithSecret {
+            endpoint: endpoint(&row)?,
+            secret,
+        })
+    }
+
+    pub async fn list_webhook_endpoints(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, endpoint_id"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(endpoint).collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces the secret; the old one keeps verifying for `grace` (zero retires it at once).
+    /// `secret` is the vendor's new secret, or `None` to have one generated.
+    pub async fn rotate_webhook_secret(
+        &self,
+        tenant: TenantId,
+        endpoint_id: Uuid,
+        secret: Option<String>,
+        grace: TimeDelta,
+    ) -> Result<EndpointWithSecret, StoreError> {
+        if grace < TimeDelta::zero() || grace > TimeDelta::days(7) {
+            return Err(StoreError::Invalid(
+                "the grace period must be between 0 and 7 days".into(),
+            ));
+        }
+        let secret = secret.unwrap_or_else(generate_secret);
+        check_secret(&secret)?;
+        let mut tx = self.tenant_tx(tenant).await?;
+        // PayPal endpoints have no secret to rotate: they match no row and read as not found
+        // unless they exist, which the second query tells apart.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE webhook_endpoints
+             SET previous_secret = secret, previous_secret_expires_at = now() + $2,
+                 secret = $3, rotated_at = now()
+             WHERE endpoint_id = $1 AND source <> 'paypal'
+             RETURNING {ENDPOINT_COLUMNS}"
+        )))
+        .bind(endpoint_id)
+        .bind(grace)
+        .bind(&secret)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT FROM webhook_endpoints WHERE endpoint_id = $1)",
+            )
+            .bind(endpoint_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Err(if exists {
+                StoreError::Invalid("PayPal endpoints have no secret to rotate".into())
+            } else {
+                StoreError::NotFound
+            });
+        };
+        tx.commit().await?;
+        Ok(EndpointWithSecret {
+            endpoint: endpoint(&row)?,
+            secret: Some(secret),
+        })
+    }
+
+    /// Stops accepting deliveries; the endpoint and its inbox stay for the record.
+    pub async fn disable_webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        endpoint_id: Uuid,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE webhook_endpoints SET status = 'disabled' WHERE endpoint_id = $1
+             RETURNING {ENDPOINT_COLUMNS}"
+        )))
+        .bind(endpoint_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(endpoint(&row)?)
+    }
+
+    /// The endpoint a delivery names, before its tenant is known. The `lookup_by_id` policy lets
+    /// this transaction see only the row whose id it sets, as `find_key_owner` does for keys.
+    pub async fn find_webhook_endpoint(
+        &self,
+        endpoint_id: Uuid,
+    ) -> Result<Option<EndpointKeys>, StoreError> {
+        let mut tx = self.app_pool().begin().await?;
+        sqlx::query("SELECT set_config('app.webhook_endpoint_id', $1, true)")
+            .bind(endpoint_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT tenant_id, endpoint_id, source, status = 'active' AS active, secret,
+                    previous_secret, previous_secret_expires_at, paypal_webhook_id,
+                    paypal_certificate_pem
+             FROM webhook_endpoints WHERE endpoint_id = $1",
+        )
+        .bind(endpoint_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(EndpointKeys {
+            tenant_id: r.try_get("tenant_id")?,
+            endpoint_id: r.try_get("endpoint_id")?,
+            source: r.try_get("source")?,
+            active: r.try_get("active")?,
+            secret: r.try_get("secret")?,
+            previous_secret: r.try_get("previous_secret")?,
+            previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+            paypal_webhook_id: r.try_get("paypal_webhook_id")?,
+            paypal_certificate_pem: r.try_get("paypal_certificate_pem")?,
+        }))
+    }
+
+    /// Records a verified delivery and what it carried, all or nothing, acting for `tenant`.
+    /// A delivery key seen before changes nothing; a posting whose fact the ledger already holds
+    /// (another delivery of the same money) is skipped.
+    pub async fn record_delivery(
+        &self,
+        tenant: TenantId,
+        delivery: &NewDelivery,
+    ) -> Result<Recorded, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let delivery_id: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, source, delivery_key,
+                 topic, payload, body_sha256, status, detail, correlation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id, source, delivery_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(delivery.endpoint_id)
+        .bind(&delivery.source)
+        .bind(&delivery.delivery_key)
+        .bind(&delivery.topic)
+        .bind(&delivery.payload)
+        .bind(&delivery.body_sha256[..])
+        .bind(delivery.outcome.status())
+        .bind(delivery.outcome.detail())
+        .bind(&delivery.correlation_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(delivery_id) = delivery_id else {
+            return Ok(Recorded::Duplicate);
+        };
+        let new_postings = match &delivery.outcome {
+            DeliveryOutcome::Posted(postings) => {
+                insert_postings(
+                    &mut tx,
+                    tenant,
+                    delivery_id,
+                    postings,
+                    &delivery.correlation_id,
+                )
+                .await?
+            }
+            DeliveryOutcome::Ignored { .. } => 0,
+            DeliveryOutcome::DeadLettered {
+                error_code,
+                message,
+            } => {
+                sqlx::query(
+                    "INSERT INTO dead_events (tenant_id, id, source, error_code, errors, payload,
+                         event_id, correlation_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(tenant)
+                .bind(Uuid::now_v7())
+                .bind(&delivery.source)
+                .bind(error_code)
+                .bind(json!([{ "pointer": "", "code": error_code, "message": message }]))
+                .bind(&delivery.payload)
+                .bind(delivery_id.to_string())
+                .bind(&delivery.correlation_id)
+                .execute(&mut *tx)
+                .await?;
+                0
+            }
+        };
+        tx.commit().await?;
+        Ok(Recorded::New {
+            delivery_id,
+            new_postings,
+        })
+    }
+}

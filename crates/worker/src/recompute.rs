@@ -1,0 +1,176 @@
+//! The attribution recompute job: one window of one tenant, all eight models, written in the
+//! job's transaction (see `tally_store::recompute`). Deterministic end to end: the same events
+//! give the same rows, however often and wherever the job runs.
+
+use crate::queue::{BoxFuture, Handler};
+use anyhow::Context;
+use chrono::TimeDelta;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use std::time::Duration;
+use tally_attribution::{HalfLife, MarkovOrder, Model, ModelConfig, attribute, build_journeys};
+use tally_store::jobs::ClaimedJob;
+use tally_store::recompute::{
+    self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
+};
+use uuid::Uuid;
+
+/// Test hook for the crash test: pause this long after writing, before committing, so a test can
+/// SIGKILL the worker while its transaction is open.
+pub const PAUSE_ENV: &str = "TALLY_TEST_RECOMPUTE_PAUSE_MS";
+
+pub struct Recompute;
+
+impl Handler for Recompute {
+    fn run<'a>(
+        &'a self,
+        job: &'a ClaimedJob,
+        tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(run(job, tx))
+    }
+
+    fn started<'a>(
+        &'a self,
+        job: &'a ClaimedJob,
+        tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            recompute::mark_running(tx, payload(job)?.recompute_id).await?;
+            Ok(())
+        })
+    }
+
+    fn gave_up<'a>(
+        &'a self,
+        job: &'a ClaimedJob,
+        error: &'a str,
+        tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            recompute::mark_failed(tx, payload(job)?.recompute_id, error).await?;
+            Ok(())
+        })
+    }
+}
+
+fn payload(job: &ClaimedJob) -> anyhow::Result<RecomputePayload> {
+    serde_json::from_value(job.payload.clone()).context("reading the recompute job's payload")
+}
+
+async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
+    let window = recompute::get_recompute(tx, payload(job)?.recompute_id).await?;
+    let settings = recompute::attribution_settings(tx).await?;
+    let lookback = TimeDelta::days(settings.lookback_days.into());
+    let models = model_configs(&settings)?;
+    let events = recompute::load_window(
+        tx,
+        job.tenant_id,
+        window.window_start,
+        window.window_end,
+        lookback,
+    )
+    .await?;
+    // The models are CPU-bound for up to seconds; keep them off the async threads.
+    let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
+        .await
+        .context("the attribution task panicked")??;
+    let allocations = computed.allocations();
+    recompute::replace_window(
+        tx,
+        job.tenant_id,
+        WindowResult {
+            recompute: &window,
+            allocations: &allocations,
+            conversions: computed.events.conversions.len(),
+        },
+    )
+    .await?;
+    if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
+        tracing::warn!(ms, "{PAUSE_ENV} set: pausing before commit");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    Ok(())
+}
+
+/// The eight models with the tenant's parameters.
+pub fn model_configs(settings: &AttributionSettings) -> anyhow::Result<Vec<ModelConfig>> {
+    let half_life = HalfLife::from_hours(settings.time_decay_half_life_hours)?;
+    let order = MarkovOrder::new(u8::try_from(settings.markov_order)?)?;
+    Ok(Model::ALL
+        .into_iter()
+        .map(|model| match model {
+            Model::TimeDecay => ModelConfig::TimeDecay { half_life },
+            Model::Markov => ModelConfig::Markov { order },
+            other => other.into(),
+        })
+        .collect())
+}
+
+/// Model output detached from the `JourneySet` it borrowed from, so it can leave the blocking
+/// task: channels and conversions by index.
+struct Computed {
+    events: WindowEvents,
+    channels: Vec<String>,
+    rows: Vec<Row>,
+}
+
+struct Row {
+    model: Model,
+    conversion: u32,
+    channel: u16,
+    cents: i64,
+    weight: f64,
+}
+
+fn compute(
+    events: WindowEvents,
+    models: &[ModelConfig],
+    lookback: TimeDelta,
+) -> anyhow::Result<Computed> {
+    let journeys = build_journeys(&events.touches, &events.conversions, lookback)?;
+    let channels = journeys.channels().to_vec();
+    let conversion_index: HashMap<Uuid, u32> = events
+        .conversions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.event_id, i as u32))
+        .collect();
+    let rows = attribute(models, &journeys)
+        .into_iter()
+        .map(|r| Row {
+            model: r.model,
+            conversion: conversion_index[&r.conversion_id],
+            channel: channels
+                .binary_search_by(|c| c.as_str().cmp(r.channel))
+                .expect("a row's channel is one of the set's") as u16,
+            cents: r.allocated_cents,
+            weight: r.weight,
+        })
+        .collect();
+    Ok(Computed {
+        events,
+        channels,
+        rows,
+    })
+}
+
+impl Computed {
+    fn allocations(&self) -> Vec<NewAllocation<'_>> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let conversion = &self.events.conversions[r.conversion as usize];
+                NewAllocation {
+                    conversion_id: conversion.event_id,
+                    model: r.model.code(),
+                    channel: &self.channels[r.channel as usize],
+                    allocated_cents: r.cents,
+                    weight: r.weight,
+                    currency: &self.events.currencies[r.conversion as usize],
+                    occurred_at: conversion.occurred_at,
+                }
+            })
+            .collect()
+    }
+}

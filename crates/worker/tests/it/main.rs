@@ -1,0 +1,6 @@
+//! Worker integration tests: real PostgreSQL (one throwaway cluster for this binary, a fresh
+//! database per test), real queue, real recompute.
+
+mod common;
+mod queue;
+mod recompute;
