@@ -2,9 +2,11 @@
 //! and the middleware every request passes through.
 
 use crate::error::ApiError;
+use crate::metrics as app_metrics;
 use crate::state::AppState;
-use crate::{context, metrics, routes};
+use crate::{context, routes};
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -38,7 +40,7 @@ pub fn build_router(state: AppState) -> Router {
             "this route does not accept that method",
         )
     })
-    .route_layer(axum::middleware::from_fn(metrics::track))
+    .route_layer(axum::middleware::from_fn(app_metrics::track))
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(axum::middleware::from_fn(context::middleware))
     .with_state(state)
@@ -54,13 +56,22 @@ fn document(doc: &mut OpenApi) {
     components.add_security_scheme("operator_token", bearer());
 }
 
-async fn render_metrics() -> impl IntoResponse {
+/// Renders the registry; gauges that live in the database are read at scrape time, so every
+/// process reports the same depth however the dead letters were created or replayed.
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.dead_letter_depth().await {
+        Ok(depths) => {
+            let total: i64 = depths.iter().map(|(_, n)| n).sum();
+            metrics::gauge!("tally_dead_events_open").set(total as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the dead-letter depth"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        metrics::handle().render(),
+        app_metrics::handle().render(),
     )
 }
 
@@ -70,7 +81,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    metrics::handle();
+    app_metrics::handle();
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -227,3 +227,14 @@ impl Database {
         Ok(updated)
     }
 }
+
+impl Database {
+    /// Open dead letters per tenant, across the installation (operator view, counts only).
+    pub async fn dead_letter_depth(&self) -> Result<Vec<(TenantId, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, count(*) FROM dead_events WHERE status = 'open' GROUP BY tenant_id",
+        )
+        .fetch_all(self.operator_pool())
+        .await?)
+    }
+}

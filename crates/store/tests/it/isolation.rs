@@ -150,3 +150,27 @@ async fn readonly_role_is_also_filtered_and_cannot_write() {
         .unwrap_err();
     assert!(err.to_string().contains("permission denied"), "{err}");
 }
+
+#[tokio::test]
+async fn operator_counts_dead_letters_but_reads_no_tenant_data() {
+    let t = TestDb::new().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    seed_tenant(&mut own, b).await;
+    let depth = t.db.dead_letter_depth().await.unwrap();
+    assert_eq!(depth.len(), 2);
+    let mut op = as_role(&t, "tally_operator").await;
+    for sql in [
+        "SELECT payload FROM dead_events",
+        "SELECT * FROM attribution_events",
+        "SELECT * FROM revenue_ledger",
+        "SELECT secret_sha256 FROM api_keys",
+    ] {
+        let err = sqlx::query(sql).fetch_all(&mut op).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{sql}: {err}"
+        );
+    }
+}
