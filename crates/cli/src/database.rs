@@ -32,6 +32,7 @@ pub struct DbArgs {
 /// A migrated database, and the managed cluster when this process started it.
 pub struct Opened {
     pub db: Database,
+    pub config: DbConfig,
     pub cluster: Option<LocalCluster>,
 }
 
@@ -62,7 +63,11 @@ pub async fn open(args: &DbArgs) -> anyhow::Result<Opened> {
     let db = Database::connect(&config)
         .await
         .context("connecting as the runtime roles")?;
-    Ok(Opened { db, cluster })
+    Ok(Opened {
+        db,
+        config,
+        cluster,
+    })
 }
 
 async fn managed(args: &DbArgs) -> anyhow::Result<(String, Option<LocalCluster>)> {

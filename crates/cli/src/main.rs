@@ -4,6 +4,7 @@
 //! without `DATABASE_URL` every command uses the PostgreSQL that Tally manages under
 //! `./tally-data/` (see [`database`]).
 
+mod bench_ingest;
 mod commands;
 mod database;
 mod work;

@@ -50,7 +50,10 @@ pub struct WorkerArgs {
 pub async fn worker(args: WorkerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let opened = database::open(&args.db).await?;
     let (stop, workers) = args.workers.spawn(&opened.db);
-    tracing::info!(concurrency = args.workers.worker_concurrency, "workers running");
+    tracing::info!(
+        concurrency = args.workers.worker_concurrency,
+        "workers running"
+    );
     shutdown.await;
     let _ = stop.send(true);
     workers.await?;
@@ -159,6 +162,24 @@ pub enum BenchCommand {
     /// The eight models on generated journeys, then (unless --no-db) a recompute of a
     /// generated day of events through PostgreSQL.
     Attribution(BenchAttributionArgs),
+    /// Event ingestion: the batch endpoint and the single-event endpoint over HTTP against raw
+    /// COPY, same events, same machine.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchIngestArgs {
+    /// Events loaded by each method.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Concurrent clients of the batch endpoint.
+    #[arg(long, default_value_t = 4)]
+    pub batch_clients: usize,
+    /// Concurrent clients of the single-event endpoint.
+    #[arg(long, default_value_t = 64)]
+    pub single_clients: usize,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -177,10 +198,24 @@ pub struct BenchAttributionArgs {
 }
 
 pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Attribution(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Attribution(args) => args,
+        BenchCommand::Ingest(args) => {
+            let opened = database::open(&args.db).await?;
+            let options = crate::bench_ingest::Options {
+                events: args.events,
+                batch_clients: args.batch_clients,
+                single_clients: args.single_clients,
+            };
+            let result = crate::bench_ingest::run(&opened.db, &opened.config, &options).await;
+            opened.shutdown();
+            return result;
+        }
+    };
     println!("models, single-threaded, {} journeys:", args.journeys);
     let journeys = args.journeys;
-    let lines = tokio::task::spawn_blocking(move || tally_attribution::bench::run(journeys)).await?;
+    let lines =
+        tokio::task::spawn_blocking(move || tally_attribution::bench::run(journeys)).await?;
     for l in lines {
         println!(
             "  {:<16} {:>10} journeys  {:>8.3} s  {:>12.0} journeys/s",
@@ -248,7 +283,11 @@ async fn wait_for_run(
         if now.run_count >= runs && now.status == "succeeded" {
             return Ok(now);
         }
-        anyhow::ensure!(now.status != "failed", "recompute failed: {:?}", now.last_error);
+        anyhow::ensure!(
+            now.status != "failed",
+            "recompute failed: {:?}",
+            now.last_error
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

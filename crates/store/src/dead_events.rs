@@ -176,6 +176,7 @@ impl Database {
     }
 
     /// Locks up to `limit` open dead letters matching `f` (oldest first) for a bulk replay.
+    /// Only tracking events (`source = 'api'`): a payment delivery is replayed by its vendor.
     pub async fn lock_open_dead_events(
         tx: &mut PgConnection,
         f: &DeadEventFilter,
@@ -183,7 +184,7 @@ impl Database {
     ) -> Result<Vec<DeadEvent>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM dead_events
-             WHERE status = 'open'
+             WHERE status = 'open' AND source = 'api'
                AND ($1::text IS NULL OR error_code = $1)
                AND ($2::text IS NULL OR source = $2)
                AND ($3::timestamptz IS NULL OR created_at >= $3)

@@ -119,6 +119,11 @@ pub async fn schedule_for_events(
 }
 
 /// Upserts the identity rows of `windows` and enqueues a job for each that has none pending.
+///
+/// The upsert row-locks each identity until the caller commits; that lock is what makes a
+/// worker that starts the window's job wait for (and then see) the events of this transaction.
+/// Rows are locked in window order (`ORDER BY s`) so that concurrent ingest transactions
+/// touching the same days never deadlock.
 async fn schedule_windows(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -132,7 +137,7 @@ async fn schedule_windows(
               ident AS (
                 INSERT INTO attribution_recompute_jobs
                     (tenant_id, id, window_start, window_end, model_version, status, last_correlation_id)
-                SELECT $1, gen_random_uuid(), s, e, $4, 'pending', $5 FROM w
+                SELECT $1, gen_random_uuid(), s, e, $4, 'pending', $5 FROM w ORDER BY s
                 ON CONFLICT (tenant_id, window_start, window_end, model_version) DO UPDATE
                 SET status = 'pending', last_correlation_id = EXCLUDED.last_correlation_id,
                     updated_at = now()
@@ -189,6 +194,26 @@ async fn set_status(
     .bind(id)
     .bind(status)
     .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes the tenant's recomputes run one at a time, until the transaction ends; call it first.
+///
+/// Without it, two runs of one window (a new pending job claimed while the previous run still
+/// works, or a replay) could commit in the wrong order, the one that read fewer events last; and
+/// windows sharing a rollup hour at their edges (half-hour time zones) would collide.
+pub async fn lock_tenant(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/recompute/' || $2, 0))",
+    )
+    .bind(tenant)
+    .bind(model_version)
     .execute(conn)
     .await?;
     Ok(())
@@ -311,24 +336,14 @@ pub struct WindowResult<'a> {
 }
 
 /// Replaces the window's allocations and the rollups of the hours it overlaps, and records the run;
-/// all in the caller's (job's) transaction, so readers see the old result or the new, never a mix.
-///
-/// Recomputes of one tenant write one at a time (a transaction-scoped advisory lock): rollup hours
-/// at a window's edges (time zones with half-hour offsets) and a replayed job racing a pending one
-/// of the same window would otherwise collide.
+/// all in the caller's (job's) transaction, after [`lock_tenant`], so readers see the old result
+/// or the new, never a mix.
 pub async fn replace_window(
     conn: &mut PgConnection,
     tenant: TenantId,
     result: WindowResult<'_>,
 ) -> Result<(), StoreError> {
     let job = result.recompute;
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/recompute/' || $2, 0))",
-    )
-    .bind(tenant)
-    .bind(&job.model_version)
-    .execute(&mut *conn)
-    .await?;
     sqlx::query(
         "DELETE FROM attribution_allocations WHERE tenant_id = $1 AND model_version = $2
          AND occurred_at >= $3 AND occurred_at < $4",

@@ -16,8 +16,8 @@ use super::tenant::TenantIngest;
 
 /// A submitted event after validation: ready to write, or ready to dead-letter.
 pub enum Checked {
-    Valid(ValidEvent),
-    Invalid(NewDeadEvent, Vec<FieldError>),
+    Valid(Box<ValidEvent>),
+    Invalid(Box<NewDeadEvent>, Vec<FieldError>),
 }
 
 /// Validates one submitted event against the tenant's rules of today.
@@ -28,7 +28,7 @@ pub fn check(raw: &Value, tenant: &TenantIngest, correlation_id: &str) -> Checke
         resolver: &tenant.resolver,
     };
     match event::validate(raw, &ctx) {
-        Ok(valid) => Checked::Valid(valid),
+        Ok(valid) => Checked::Valid(Box::new(valid)),
         Err(errors) => {
             let code = event::rejection_code(&errors);
             let errors: Vec<FieldError> = errors
@@ -54,7 +54,7 @@ pub fn check(raw: &Value, tenant: &TenantIngest, correlation_id: &str) -> Checke
                 event_id,
                 correlation_id: correlation_id.to_string(),
             };
-            Checked::Invalid(dead, errors)
+            Checked::Invalid(Box::new(dead), errors)
         }
     }
 }
@@ -101,11 +101,11 @@ pub async fn write(
     for c in &checked {
         match c {
             Checked::Valid(v) => events.push(NewEvent {
-                event: v.clone(),
+                event: (**v).clone(),
                 correlation_id: correlation_id.to_string(),
                 replayed_from: None,
             }),
-            Checked::Invalid(d, _) => dead.push(d.clone()),
+            Checked::Invalid(d, _) => dead.push((**d).clone()),
         }
     }
     let mut tx = db.tenant_tx(tenant).await?;

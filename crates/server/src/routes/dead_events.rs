@@ -143,6 +143,13 @@ async fn replay(
     let dead = match which {
         Selection::One(id) => {
             let d = Database::lock_dead_event(&mut tx, id).await?;
+            if d.source != "api" {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_replayable",
+                    "a payment webhook dead letter is not a tracking event; fix the endpoint and let the vendor re-send it",
+                ));
+            }
             if d.status != "open" {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -166,7 +173,7 @@ async fn replay(
             Checked::Valid(event) => valid.push((
                 d.id,
                 NewEvent {
-                    event,
+                    event: *event,
                     correlation_id: correlation_id.clone(),
                     replayed_from: Some(d.id),
                 },
@@ -177,7 +184,7 @@ async fn replay(
                     dead_event_id: d.id,
                     result: EventResult::Rejected {
                         dead_event_id: d.id,
-                        error_code: again.error_code,
+                        error_code: again.error_code.clone(),
                         errors,
                     },
                 });

@@ -132,7 +132,7 @@ async fn ingest_one(
         Checked::Valid(valid) => {
             let event_id = valid.event_id.clone();
             let event = NewEvent {
-                event: valid,
+                event: *valid,
                 correlation_id,
                 replayed_from: None,
             };

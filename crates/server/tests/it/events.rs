@@ -591,3 +591,38 @@ async fn tenant_channel_rules_override_the_defaults() {
     assert_eq!(g["items"].as_array().unwrap().len(), 1);
     assert_eq!(g["items"][0]["event_id"], "c3");
 }
+
+#[tokio::test]
+async fn replay_concerns_tracking_events_only() {
+    let s = TestServer::start().await;
+    // A payment delivery's dead letter is not a tracking event: it is replayed by its vendor.
+    let mut conn = PgConnection::connect(&s.t.cfg.owner_url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(&s.tenant_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO dead_events (tenant_id, id, source, error_code, payload, correlation_id)
+         VALUES ($1::uuid, tally_uuid_v7(), 'stripe', 'malformed_json', '{}', 'c') RETURNING id",
+    )
+    .bind(&s.tenant_id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let p = s
+        .post(
+            &format!("/v1/dead-events/{id}/replay"),
+            &json!({}),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    assert_problem(&p, 409, "not_replayable");
+    let bulk = s
+        .post("/v1/dead-events/replay", &json!({}), StatusCode::OK)
+        .await;
+    assert_eq!(bulk["replayed"], 0);
+    assert_eq!(bulk["still_invalid"], 0);
+}

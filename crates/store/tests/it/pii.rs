@@ -50,6 +50,10 @@ async fn refuses_nested_pii_keys_and_accepts_clean_payloads() {
         json!({"x": {"card-number": "4242"}}),
         json!({"net": {"IP_ADDRESS": "1.2.3.4"}}),
         json!({"SSN": "1"}),
+        // Escaped characters inside a key are dropped by the normalisation, like separators.
+        json!({"x": [{"e\"mail": "a"}]}),
+        json!({"e\nmail": 1}),
+        json!({"phone\\": 1}),
     ];
     let clean = json!({"sku": "A-1", "items": [{"name": "Tee", "qty": 2}], "emailed": false, "a": {"b": {"c": {"d": {"e": 1}}}}});
     for table in ["attribution_events", "dead_events", "webhook_deliveries"] {
