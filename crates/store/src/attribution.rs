@@ -124,7 +124,9 @@ pub async fn conversion_detail(
 
 /// Allocation rows of the tenant (all windows and versions), for the benchmark's report.
 pub async fn allocation_count(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM attribution_allocations")
-        .fetch_one(conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM attribution_allocations")
+            .fetch_one(conn)
+            .await?,
+    )
 }

@@ -63,6 +63,15 @@ pub struct FailedJob {
     pub replayed_at: Option<DateTime<Utc>>,
 }
 
+/// What a replay reads back: tenant, kind, dedupe key, payload, when last replayed.
+type FailedForReplay = (
+    TenantId,
+    String,
+    Option<String>,
+    serde_json::Value,
+    Option<DateTime<Utc>>,
+);
+
 /// Enqueues a job in the caller's tenant transaction; `None` when a pending job with the same
 /// dedupe key already exists (it will do this job's work).
 pub async fn enqueue(
@@ -256,13 +265,7 @@ impl Database {
         correlation_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.operator_pool().begin().await?;
-        let row: Option<(
-            TenantId,
-            String,
-            Option<String>,
-            serde_json::Value,
-            Option<DateTime<Utc>>,
-        )> = sqlx::query_as(
+        let row: Option<FailedForReplay> = sqlx::query_as(
             "SELECT tenant_id, kind, dedupe_key, payload, replayed_at FROM worker_failed_jobs
                  WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) FOR UPDATE",
         )

@@ -272,25 +272,29 @@ pub async fn load_window(
         .bind(end)
         .fetch_all(&mut *conn)
         .await?;
-    let touches: Vec<(Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(
-        format!(
+    // The converting identities go in as an array, so the plan is a nested loop over the
+    // identity index whatever the table's statistics say (they are stale right after a bulk load).
+    let mut identities: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
+    identities.sort_unstable();
+    identities.dedup();
+    let touches: Vec<(Uuid, String, DateTime<Utc>, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, {IDENTITY}, occurred_at, channel_code FROM attribution_events
              WHERE tenant_id = $1 AND kind = 'touch' AND occurred_at >= $2 AND occurred_at < $3
              UNION ALL
              SELECT e.id, c.identity, e.occurred_at, e.channel_code
-             FROM (SELECT DISTINCT {IDENTITY} AS identity FROM attribution_events
-                   WHERE tenant_id = $1 AND kind = 'conversion' AND occurred_at >= $2 AND occurred_at < $3) c
+             FROM unnest($5::text[]) AS c(identity)
              JOIN attribution_events e ON e.tenant_id = $1 AND e.kind = 'touch'
                   AND COALESCE(e.user_id, e.anonymous_id, e.session_id) = c.identity
                   AND e.occurred_at >= $2 - $4 AND e.occurred_at < $2"
-        ),
-    ))
-    .bind(tenant)
-    .bind(start)
-    .bind(end)
-    .bind(lookback)
-    .fetch_all(&mut *conn)
-    .await?;
+        )))
+        .bind(tenant)
+        .bind(start)
+        .bind(end)
+        .bind(lookback)
+        .bind(&identities)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut window = WindowEvents {
         touches: Vec::with_capacity(touches.len()),
         conversions: Vec::with_capacity(conversions.len()),

@@ -1,11 +1,13 @@
 //! One module per resource; each exposes `router()` with its handlers and their OpenAPI paths.
 
 pub mod admin;
+pub mod attribution;
 pub mod channel_rules;
 pub mod dead_events;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod keys;
 pub mod ledger;
 pub mod webhooks;
@@ -25,4 +27,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(endpoints::router())
         .merge(ledger::router())
+        .merge(attribution::router())
+        .merge(jobs::router())
 }

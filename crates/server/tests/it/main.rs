@@ -1,6 +1,7 @@
 //! HTTP integration tests: real server on a loopback port, real PostgreSQL (one throwaway
 //! cluster for this binary, a fresh database per test), real HTTP through reqwest.
 
+mod attribution;
 mod auth;
 mod common;
 mod events;

@@ -507,6 +507,12 @@ async fn paypal_verifies_with_the_configured_certificate() {
     let path = fetching["url_path"].as_str().unwrap();
     let problem = deliver(&s, path, &headers, &capture, StatusCode::UNAUTHORIZED).await;
     assert_problem(&problem, 401, "cert_url_not_allowed");
+    // PayPal signs with its own key: there is no secret to rotate.
+    let rotate = format!("/v1/webhook-endpoints/{}/rotate", paypal.id);
+    let problem = s
+        .post(&rotate, &json!({}), StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    assert_problem(&problem, 422, "validation_failed");
 }
 
 #[tokio::test]
@@ -606,6 +612,19 @@ async fn endpoints_never_show_secrets_after_creation_and_need_admin() {
         )
         .await;
     assert_problem(&problem, 403, "forbidden");
+
+    let doc = s.get("/openapi.json", StatusCode::OK).await;
+    for path in [
+        "/v1/webhooks/{source}/{endpoint_id}",
+        "/v1/webhook-endpoints",
+        "/v1/webhook-endpoints/{endpoint_id}/rotate",
+        "/v1/webhook-endpoints/{endpoint_id}/disable",
+        "/v1/ledger",
+        "/v1/ledger/adjustments",
+        "/v1/orders/{order_id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
 }
 
 #[tokio::test]

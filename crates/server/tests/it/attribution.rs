@@ -1,0 +1,165 @@
+use crate::common::{TestServer, assert_problem};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tally_store::TenantId;
+use tally_store::jobs::{self, NewJob};
+use tally_worker::bench::{generate_day, insert_events};
+use tally_worker::{Handlers, Worker, WorkerConfig};
+use tokio::sync::watch;
+
+const FROM: &str = "2026-03-10T00:00:00Z";
+const TO: &str = "2026-03-11T00:00:00Z";
+
+fn workers(s: &TestServer) -> watch::Sender<bool> {
+    let (stop, rx) = watch::channel(false);
+    let cfg = WorkerConfig {
+        poll_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    tokio::spawn(Worker::new(s.t.db.clone(), cfg, Handlers::standard()).run(rx));
+    stop
+}
+
+fn tenant(s: &TestServer) -> TenantId {
+    s.tenant_id.parse().unwrap()
+}
+
+async fn until(s: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = s.get(path, StatusCode::OK).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn recompute_then_read_channels_and_a_conversion() {
+    let s = TestServer::start().await;
+    let day = chrono::DateTime::parse_from_rfc3339(FROM).unwrap().to_utc();
+    let events = generate_day(2_000, day, 3);
+    let mut tx = s.t.db.tenant_tx(tenant(&s)).await.unwrap();
+    insert_events(&mut tx, tenant(&s), &events).await.unwrap();
+    tx.commit().await.unwrap();
+    let revenue: i64 = events.iter().filter_map(|e| e.revenue_cents).sum();
+    let _stop = workers(&s);
+
+    let job = s
+        .post(
+            "/v1/attribution/recompute",
+            &json!({"from": FROM, "to": TO}),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let path = format!("/v1/attribution/jobs/{}", job["id"].as_str().unwrap());
+    let done = until(&s, &path, |j| j["status"] == "succeeded").await;
+    assert_eq!(done["run_count"], 1);
+
+    let report = s
+        .get(
+            &format!("/v1/attribution/channels?from={FROM}&to={TO}"),
+            StatusCode::OK,
+        )
+        .await;
+    let channels = report["channels"].as_array().unwrap();
+    assert!(!channels.is_empty());
+    for model in tally_attribution::Model::ALL {
+        let total: i64 = channels
+            .iter()
+            .flat_map(|c| c["models"].as_array().unwrap())
+            .filter(|m| m["model"] == model.code())
+            .map(|m| m["revenue_cents"].as_i64().unwrap())
+            .sum();
+        assert_eq!(total, revenue, "{model}");
+    }
+    let linear = s
+        .get(
+            &format!("/v1/attribution/channels?from={FROM}&to={TO}&model=linear"),
+            StatusCode::OK,
+        )
+        .await;
+    assert!(linear["channels"].as_array().unwrap().iter().all(|c| {
+        let models = c["models"].as_array().unwrap();
+        models.len() == 1 && models[0]["model"] == "linear"
+    }));
+
+    let sale = events.iter().find(|e| e.revenue_cents.is_some()).unwrap();
+    // The bench stores the row id as the client event id too, so this finds it either way.
+    let detail = s
+        .get(
+            &format!("/v1/attribution/conversions/{}", sale.id),
+            StatusCode::OK,
+        )
+        .await;
+    assert!(!detail["journey"].as_array().unwrap().is_empty());
+    let splits = detail["splits"].as_array().unwrap();
+    assert_eq!(splits.len(), 8);
+    for split in splits {
+        let cents: i64 = split["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["allocated_cents"].as_i64().unwrap())
+            .sum();
+        assert_eq!(cents, sale.revenue_cents.unwrap(), "{split}");
+    }
+    s.get("/v1/attribution/conversions/nope", StatusCode::NOT_FOUND)
+        .await;
+}
+
+#[tokio::test]
+async fn bad_windows_and_models_are_refused() {
+    let s = TestServer::start().await;
+    let body = s
+        .post(
+            "/v1/attribution/recompute",
+            &json!({"from": TO, "to": FROM}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_problem(&body, 422, "validation_failed");
+    let body = s
+        .get(
+            &format!("/v1/attribution/channels?from={FROM}&to={TO}&model=magic"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_problem(&body, 422, "validation_failed");
+    s.get(
+        &format!("/v1/attribution/jobs/{}", uuid::Uuid::now_v7()),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_job_is_listed_and_replayed_once() {
+    let s = TestServer::start().await;
+    let mut tx = s.t.db.tenant_tx(tenant(&s)).await.unwrap();
+    let job = NewJob {
+        kind: "no-such-kind",
+        dedupe_key: None,
+        payload: json!({}),
+        correlation_id: "corr-failed",
+    };
+    jobs::enqueue(&mut tx, tenant(&s), &job).await.unwrap();
+    tx.commit().await.unwrap();
+    let _stop = workers(&s);
+
+    let failed = until(&s, "/v1/jobs/failed", |f| {
+        f.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let failed = &failed[0];
+    assert_eq!(failed["kind"], "no-such-kind");
+    assert_eq!(failed["correlation_id"], "corr-failed");
+    let replay = format!("/v1/jobs/failed/{}/replay", failed["id"].as_str().unwrap());
+    let replayed = s.post(&replay, &json!({}), StatusCode::ACCEPTED).await;
+    assert!(replayed["job_id"].is_string());
+    let again = s.post(&replay, &json!({}), StatusCode::CONFLICT).await;
+    assert_problem(&again, 409, "conflict");
+}
