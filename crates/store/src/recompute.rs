@@ -107,23 +107,98 @@ pub async fn schedule_for_events(
     .bind(occurred)
     .fetch_all(&mut *tx)
     .await?;
-    schedule_windows(
+    enqueue_windows(
         tx,
         tenant,
         &windows,
         tally_attribution::MODEL_VERSION,
         correlation_id,
     )
+    .await
+}
+
+/// The lock key that orders ingestion against the start of a recompute (see [`ingest_barrier`]).
+const INGEST_LOCK: &str = "hashtextextended($1::text || '/ingest', 0)";
+
+/// The ingestion side of scheduling: enqueue a job for each window that has none pending,
+/// without writing (or locking) anything when one is pending already, which is the usual case
+/// during a burst. Ingest transactions therefore never wait for each other here.
+///
+/// Correctness rests on a shared advisory lock held until the caller commits: a worker about to
+/// read a window first passes [`ingest_barrier`], which waits for every ingest transaction that
+/// might have seen its job as still pending. Transactions that start after the barrier see the
+/// job running and enqueue a new one. No event is ever left out of every run.
+async fn enqueue_windows(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    windows: &[(DateTime<Utc>, DateTime<Utc>)],
+    model_version: &str,
+    correlation_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock_shared({INGEST_LOCK})"
+    )))
+    .bind(tenant)
+    .execute(&mut *conn)
+    .await?;
+    let (starts, ends): (Vec<_>, Vec<_>) = windows.iter().copied().unzip();
+    sqlx::query(
+        "WITH w AS (SELECT DISTINCT * FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)),
+              created AS (
+                INSERT INTO attribution_recompute_jobs
+                    (tenant_id, id, window_start, window_end, model_version, status, last_correlation_id)
+                SELECT $1, gen_random_uuid(), s, e, $4, 'pending', $5 FROM w ORDER BY s
+                ON CONFLICT (tenant_id, window_start, window_end, model_version) DO NOTHING
+                RETURNING id),
+              ident AS (
+                SELECT id FROM created
+                UNION
+                SELECT r.id FROM attribution_recompute_jobs r JOIN w
+                  ON r.window_start = w.s AND r.window_end = w.e
+                WHERE r.tenant_id = $1 AND r.model_version = $4),
+              idle AS (
+                SELECT id FROM ident
+                WHERE NOT EXISTS (SELECT FROM jobs j WHERE j.tenant_id = $1 AND j.kind = $6
+                                  AND j.status = 'pending' AND j.dedupe_key = ident.id::text)),
+              queued AS (
+                INSERT INTO jobs (tenant_id, id, kind, dedupe_key, payload, correlation_id)
+                SELECT $1, gen_random_uuid(), $6, id::text, jsonb_build_object('recompute_id', id), $5
+                FROM idle ORDER BY id
+                ON CONFLICT (tenant_id, kind, dedupe_key)
+                    WHERE status = 'pending' AND dedupe_key IS NOT NULL DO NOTHING
+                RETURNING dedupe_key)
+         UPDATE attribution_recompute_jobs SET status = 'pending', last_correlation_id = $5, updated_at = now()
+         WHERE tenant_id = $1 AND id::text IN (SELECT dedupe_key FROM queued)",
+    )
+    .bind(tenant)
+    .bind(starts)
+    .bind(ends)
+    .bind(model_version)
+    .bind(correlation_id)
+    .bind(RECOMPUTE_KIND)
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Upserts the identity rows of `windows` and enqueues a job for each that has none pending.
-///
-/// The upsert row-locks each identity until the caller commits; that lock is what makes a
-/// worker that starts the window's job wait for (and then see) the events of this transaction.
-/// Rows are locked in window order (`ORDER BY s`) so that concurrent ingest transactions
-/// touching the same days never deadlock.
+/// Waits until every ingest transaction of the tenant that is in flight now has ended, then
+/// lets go at once. A recompute calls it after its job was claimed and before it reads events,
+/// so that it sees every event whose transaction found the job still pending (see
+/// [`enqueue_windows`]). Session-level lock and unlock, so ingestion pauses for the drain only,
+/// not for the whole recompute.
+pub async fn ingest_barrier(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_lock({INGEST_LOCK}), pg_advisory_unlock({INGEST_LOCK})"
+    )))
+    .bind(tenant)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Upserts the identity rows of `windows` (an explicit request: the API or the CLI) and enqueues
+/// a job for each that has none pending. Rows are locked in window order (`ORDER BY s`) so that
+/// concurrent requests for the same days never deadlock.
 async fn schedule_windows(
     conn: &mut PgConnection,
     tenant: TenantId,

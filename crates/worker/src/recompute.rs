@@ -61,6 +61,8 @@ fn payload(job: &ClaimedJob) -> anyhow::Result<RecomputePayload> {
 async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     let window = recompute::get_recompute(tx, payload(job)?.recompute_id).await?;
     recompute::lock_tenant(tx, job.tenant_id, &window.model_version).await?;
+    // Events whose transactions saw this job still pending must be in what we read.
+    recompute::ingest_barrier(tx, job.tenant_id).await?;
     let settings = recompute::attribution_settings(tx).await?;
     let lookback = TimeDelta::days(settings.lookback_days.into());
     let models = model_configs(&settings)?;
