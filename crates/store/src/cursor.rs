@@ -41,6 +41,46 @@ impl Cursor {
     }
 }
 
+/// A listing's paging parameters, checked: every list endpoint pages the same way (newest
+/// first by `(timestamp, id)`, 1–500 rows, default 100).
+pub struct PageRequest {
+    limit: i64,
+    after: Option<Cursor>,
+}
+
+impl PageRequest {
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, StoreError> {
+        let limit = i64::from(limit.unwrap_or(100));
+        if !(1..=500).contains(&limit) {
+            return Err(StoreError::Invalid(
+                "limit must be between 1 and 500".into(),
+            ));
+        }
+        Ok(Self {
+            limit,
+            after: cursor.map(Cursor::decode).transpose()?,
+        })
+    }
+
+    /// Bind as the keyset bound's timestamp (NULL on the first page).
+    pub fn after_at(&self) -> Option<DateTime<Utc>> {
+        self.after.map(|c| c.at)
+    }
+
+    pub fn after_id(&self) -> Option<Uuid> {
+        self.after.map(|c| c.id)
+    }
+
+    /// Bind as the SQL `LIMIT`: one more row than the page, to know whether another follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+
+    pub fn finish<T>(&self, items: Vec<T>, key: impl Fn(&T) -> Cursor) -> Page<T> {
+        Cursor::paginate(items, self.limit as usize, key)
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {

@@ -2,7 +2,7 @@
 //! upstream and replayed, never silently dropped.
 
 use crate::Database;
-use crate::cursor::{Cursor, Page};
+use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use chrono::{DateTime, Utc};
@@ -126,13 +126,7 @@ impl Database {
         tenant: TenantId,
         f: &DeadEventFilter,
     ) -> Result<Page<DeadEvent>, StoreError> {
-        let limit = i64::from(f.limit.unwrap_or(100));
-        if !(1..=500).contains(&limit) {
-            return Err(StoreError::Invalid(
-                "limit must be between 1 and 500".into(),
-            ));
-        }
-        let after = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
         let sql = format!(
             "SELECT {COLUMNS} FROM dead_events
              WHERE tenant_id = $1
@@ -153,13 +147,13 @@ impl Database {
             .bind(&f.source)
             .bind(f.from)
             .bind(f.to)
-            .bind(after.as_ref().map(|c| c.at))
-            .bind(after.as_ref().map(|c| c.id))
-            .bind(limit + 1)
+            .bind(page.after_at())
+            .bind(page.after_id())
+            .bind(page.fetch_limit())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Cursor::paginate(items, limit as usize, |d| Cursor {
+        Ok(page.finish(items, |d| Cursor {
             at: d.created_at,
             id: d.id,
         }))

@@ -1,7 +1,7 @@
 //! Reading events back: filters, newest first, keyset cursor pagination.
 
 use crate::Database;
-use crate::cursor::{Cursor, Page};
+use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use chrono::{DateTime, Utc};
@@ -75,13 +75,7 @@ impl Database {
         tenant: TenantId,
         f: &EventFilter,
     ) -> Result<Page<StoredEvent>, StoreError> {
-        let limit = i64::from(f.limit.unwrap_or(100));
-        if !(1..=500).contains(&limit) {
-            return Err(StoreError::Invalid(
-                "limit must be between 1 and 500".into(),
-            ));
-        }
-        let after = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
         let sql = format!(
             "SELECT {COLUMNS} FROM attribution_events
              WHERE tenant_id = $1
@@ -110,13 +104,13 @@ impl Database {
             .bind(&f.user_id)
             .bind(f.from)
             .bind(f.to)
-            .bind(after.as_ref().map(|c| c.at))
-            .bind(after.as_ref().map(|c| c.id))
-            .bind(limit + 1)
+            .bind(page.after_at())
+            .bind(page.after_id())
+            .bind(page.fetch_limit())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Cursor::paginate(items, limit as usize, |e| Cursor {
+        Ok(page.finish(items, |e| Cursor {
             at: e.occurred_at,
             id: e.id,
         }))

@@ -7,7 +7,7 @@
 //! `reversal:{id}` so that a posting can be reversed only once.
 
 use crate::Database;
-use crate::cursor::{Cursor, Page};
+use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use chrono::{DateTime, Utc};
@@ -154,13 +154,7 @@ impl Database {
         tenant: TenantId,
         f: &LedgerFilter,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let limit = i64::from(f.limit.unwrap_or(100));
-        if !(1..=500).contains(&limit) {
-            return Err(StoreError::Invalid(
-                "limit must be between 1 and 500".into(),
-            ));
-        }
-        let after = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
         let sql = format!(
             "SELECT {COLUMNS} FROM revenue_ledger
              WHERE tenant_id = $1
@@ -181,13 +175,13 @@ impl Database {
             .bind(&f.entry_type)
             .bind(f.from)
             .bind(f.to)
-            .bind(after.as_ref().map(|c| c.at))
-            .bind(after.as_ref().map(|c| c.id))
-            .bind(limit + 1)
+            .bind(page.after_at())
+            .bind(page.after_id())
+            .bind(page.fetch_limit())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Cursor::paginate(items, limit as usize, |e| Cursor {
+        Ok(page.finish(items, |e| Cursor {
             at: e.occurred_at,
             id: e.id,
         }))

@@ -74,8 +74,8 @@ pub async fn schedule_recompute(
 }
 
 /// Schedules the tenant-day windows that events at `occurred` can change; ingestion calls it in
-/// its insert transaction, best as the last statement before commit (the identity rows stay
-/// locked until then, which serialises concurrent batches of the same tenant-day).
+/// its insert transaction, best as the last statement before commit (the shared advisory lock it
+/// takes, which a starting recompute waits for, is held until then; see [`enqueue_windows`]).
 ///
 /// Days are the tenant's (`tenant_settings.time_zone`, converted by PostgreSQL, so DST days are
 /// 23 or 25 hours long). An event changes its own day (its conversion, or Markov's paths) and, as

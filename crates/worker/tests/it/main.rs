@@ -1,6 +1,7 @@
 //! Worker integration tests: real PostgreSQL (one throwaway cluster for this binary, a fresh
 //! database per test), real queue, real recompute.
 
+mod barrier;
 mod common;
 mod queue;
 mod recompute;
