@@ -22,7 +22,7 @@ pub const RECOMPUTE_KIND: &str = "attribution.recompute";
 const INSERT_CHUNK: usize = 100_000;
 
 /// A recompute identity and the state of its latest run.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RecomputeJob {
     pub id: Uuid,
     pub window_start: DateTime<Utc>,

@@ -37,40 +37,6 @@ pub struct RecomputeRequest {
     pub to: DateTime<Utc>,
 }
 
-/// A recompute window and the state of its latest run.
-#[derive(Serialize, ToSchema)]
-pub struct RecomputeView {
-    pub id: Uuid,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    pub model_version: String,
-    /// `pending`, `running`, `succeeded` or `failed`.
-    pub status: String,
-    /// Completed runs of this window.
-    pub run_count: i32,
-    pub last_correlation_id: Option<String>,
-    pub last_error: Option<String>,
-    pub conversions: Option<i32>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<RecomputeJob> for RecomputeView {
-    fn from(j: RecomputeJob) -> Self {
-        Self {
-            id: j.id,
-            window_start: j.window_start,
-            window_end: j.window_end,
-            model_version: j.model_version,
-            status: j.status,
-            run_count: j.run_count,
-            last_correlation_id: j.last_correlation_id,
-            last_error: j.last_error,
-            conversions: j.conversions,
-            updated_at: j.updated_at,
-        }
-    }
-}
-
 fn window_error(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
     if from < to {
         return Ok(());
@@ -89,7 +55,7 @@ fn window_error(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
 /// that already has a pending run returns that run.
 #[utoipa::path(post, path = "/v1/attribution/recompute", tag = "attribution",
     security(("api_key" = [])), request_body = RecomputeRequest, responses(
-        (status = 202, body = RecomputeView),
+        (status = 202, body = RecomputeJob),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")
@@ -98,7 +64,7 @@ async fn request_recompute(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<RecomputeRequest>,
-) -> Result<(StatusCode, Json<RecomputeView>), ApiError> {
+) -> Result<(StatusCode, Json<RecomputeJob>), ApiError> {
     caller.require(Scope::Admin)?;
     window_error(body.from, body.to)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
@@ -112,13 +78,13 @@ async fn request_recompute(
     )
     .await?;
     tx.commit().await.map_err(tally_store::StoreError::from)?;
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 /// A recompute window's state (scope `read`).
 #[utoipa::path(get, path = "/v1/attribution/jobs/{id}", tag = "attribution",
     security(("api_key" = [])), params(("id" = Uuid, Path)), responses(
-        (status = 200, body = RecomputeView),
+        (status = 200, body = RecomputeJob),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")
     ))]
@@ -126,10 +92,10 @@ async fn recompute_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-) -> Result<Json<RecomputeView>, ApiError> {
+) -> Result<Json<RecomputeJob>, ApiError> {
     caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
-    Ok(Json(recompute::get_recompute(&mut tx, id).await?.into()))
+    Ok(Json(recompute::get_recompute(&mut tx, id).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
