@@ -218,21 +218,16 @@ async fn ingest_batch(
     caller.require(Scope::Ingest)?;
     let raw = parse_json_body(&headers, body, MAX_BATCH_BYTES)?;
     let events = match raw {
-        Value::Array(events) => events,
-        Value::Object(mut obj)
-            if obj.len() == 1 && obj.get("events").is_some_and(Value::is_array) =>
-        {
-            match obj.remove("events") {
-                Some(Value::Array(events)) => events,
-                _ => unreachable!("checked just above"),
-            }
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "a batch is a JSON array of events or an object {\"events\": [...]}",
-            ));
-        }
-    };
+        Value::Array(events) => Some(events),
+        Value::Object(mut obj) if obj.len() == 1 => match obj.remove("events") {
+            Some(Value::Array(events)) => Some(events),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request("a batch is a JSON array of events or an object {\"events\": [...]}")
+    })?;
     if events.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
