@@ -108,16 +108,29 @@ pub async fn write(
             Checked::Invalid(d, _) => dead.push((**d).clone()),
         }
     }
-    let mut tx = db.tenant_tx(tenant).await?;
-    let written = insert_events(&mut tx, tenant, &events).await?;
-    let dead_ids = insert_dead_events(&mut tx, tenant, &dead).await?;
-    schedule_recompute(&mut tx, tenant, &events, &written, correlation_id).await?;
-    tx.commit().await?;
+    let (written, dead_ids) = commit(db, tenant, &events, &dead, correlation_id).await?;
     let results = merge(checked, written, dead_ids);
     for r in &results {
         metrics::counter!("tally_events_total", "outcome" => r.outcome()).increment(1);
     }
     Ok(results)
+}
+
+/// The one transaction every ingestion path commits: the events, the dead letters and the
+/// recompute schedule of what was accepted. Batches and group-committed single events share it.
+pub async fn commit(
+    db: &Database,
+    tenant: TenantId,
+    events: &[NewEvent],
+    dead: &[NewDeadEvent],
+    correlation_id: &str,
+) -> Result<(Vec<WriteOutcome>, Vec<Uuid>), StoreError> {
+    let mut tx = db.tenant_tx(tenant).await?;
+    let written = insert_events(&mut tx, tenant, events).await?;
+    let dead_ids = insert_dead_events(&mut tx, tenant, dead).await?;
+    schedule_recompute(&mut tx, tenant, events, &written, correlation_id).await?;
+    tx.commit().await?;
+    Ok((written, dead_ids))
 }
 
 /// Accepted events change attribution: their windows get a (coalesced) recompute job in the

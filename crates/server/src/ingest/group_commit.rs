@@ -8,10 +8,10 @@
 //! delay. A request is answered only after its transaction committed, so "accepted" always
 //! means durable.
 
-use crate::ingest::batch::schedule_recompute;
+use crate::ingest::batch::commit;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tally_store::events::{NewEvent, WriteOutcome, insert_events};
+use tally_store::events::{NewEvent, WriteOutcome};
 use tally_store::{Database, StoreError, TenantId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -96,18 +96,14 @@ async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
 async fn flush(db: &Database, tenant: TenantId, pending: Vec<Pending>) {
     let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
         pending.into_iter().map(|p| (p.event, p.reply)).unzip();
-    let result = async {
-        let mut tx = db.tenant_tx(tenant).await?;
-        let written = insert_events(&mut tx, tenant, &events).await?;
-        let correlation = events
-            .first()
-            .map(|e| e.correlation_id.as_str())
-            .unwrap_or("");
-        schedule_recompute(&mut tx, tenant, &events, &written, correlation).await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>(written)
-    }
-    .await;
+    // The group's jobs carry the first request's correlation id; each event keeps its own.
+    let correlation = events
+        .first()
+        .map(|e| e.correlation_id.clone())
+        .unwrap_or_default();
+    let result = commit(db, tenant, &events, &[], &correlation)
+        .await
+        .map(|(written, _)| written);
     match result {
         Ok(written) => {
             for (reply, outcome) in replies.into_iter().zip(written) {
