@@ -4,12 +4,19 @@
 //! without `DATABASE_URL` every command uses the PostgreSQL that Tally manages under
 //! `./tally-data/` (see [`database`]).
 
+mod bench_cpu;
 mod bench_ingest;
 mod commands;
 mod database;
 mod work;
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's malloc: request handling allocates many small short-lived
+/// buffers on two worker threads, and glibc's arena bookkeeping (`malloc_consolidate`,
+/// `unlink_chunk`) showed up as a few percent of the ingestion profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

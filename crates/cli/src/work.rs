@@ -178,6 +178,12 @@ pub struct BenchIngestArgs {
     /// Concurrent clients of the single-event endpoint.
     #[arg(long, default_value_t = 64)]
     pub single_clients: usize,
+    /// Which methods to run (all three by default; ratios need `copy`).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [crate::bench_ingest::Method::Copy, crate::bench_ingest::Method::Batch, crate::bench_ingest::Method::Single])]
+    pub methods: Vec<crate::bench_ingest::Method>,
+    /// Single-event group-commit transactions in flight at once (as `serve --group-commit-flushers`).
+    #[arg(long, env = "TALLY_GROUP_COMMIT_FLUSHERS", default_value_t = tally_server::GROUP_COMMIT_FLUSHERS)]
+    pub group_commit_flushers: usize,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -206,6 +212,8 @@ pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 events: args.events,
                 batch_clients: args.batch_clients,
                 single_clients: args.single_clients,
+                methods: args.methods,
+                group_commit_flushers: args.group_commit_flushers,
             };
             let result = crate::bench_ingest::run(&opened.db, &opened.config, &options).await;
             opened.shutdown();

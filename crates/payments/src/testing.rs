@@ -1,6 +1,8 @@
-//! Requests signed exactly the way each vendor signs them, and the ledger's uniqueness rule as a
-//! plain fold, for this crate's tests and the server's. Behind the `testing` feature: nothing here
-//! belongs in a production build.
+//! Requests signed exactly the way each vendor signs them, the bodies they sign ([`payloads`]),
+//! and the ledger's uniqueness rule as a plain fold, for this crate's tests and the server's.
+//! Behind the `testing` feature: nothing here belongs in a production build.
+
+pub mod payloads;
 
 use crate::parse;
 use crate::verify::{paypal, shopify, stripe, woocommerce};

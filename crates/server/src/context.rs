@@ -7,7 +7,7 @@
 //! tower-http's request-id layer sets and propagates the header, but cannot provide that.
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
@@ -67,16 +67,21 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
         .scope(ctx, next.run(req))
         .instrument(span.clone())
         .await;
-    let elapsed = started.elapsed();
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1e3,
-            "request finished"
-        )
-    });
+    log_finished(&span, response.status(), started.elapsed());
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(CORRELATION_HEADER, value);
     }
     response
+}
+
+/// Successful requests are logged at `debug`: at ingestion rates one JSON line per request cost
+/// more CPU than the request itself, and their counts and latencies are in `/metrics` anyway.
+/// Every refused request is logged at `info` and every server error at `warn`, as before.
+fn log_finished(span: &tracing::Span, status: StatusCode, elapsed: std::time::Duration) {
+    let (status, latency_ms) = (status.as_u16(), elapsed.as_secs_f64() * 1e3);
+    span.in_scope(|| match status {
+        500.. => tracing::warn!(status, latency_ms, "request finished"),
+        400..=499 => tracing::info!(status, latency_ms, "request finished"),
+        _ => tracing::debug!(status, latency_ms, "request finished"),
+    });
 }

@@ -19,4 +19,4 @@ pub mod routes;
 pub mod state;
 
 pub use app::{build_router, serve};
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, GROUP_COMMIT_FLUSHERS, ServerConfig};

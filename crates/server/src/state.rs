@@ -6,20 +6,36 @@ use crate::ingest::tenant::TenantCache;
 use std::sync::Arc;
 use tally_store::Database;
 
-/// Concurrent group-commit transactions: enough to overlap one group's commit with the next
-/// group's insert, few enough to keep groups large.
-const GROUP_COMMIT_FLUSHERS: usize = 4;
+/// Concurrent group-commit transactions by default: enough to overlap one group's commit with
+/// the next group's insert, few enough to keep groups large.
+pub const GROUP_COMMIT_FLUSHERS: usize = 2;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The operator token for `/v1/admin/*` (`TALLY_ADMIN_TOKEN`); `None` disables that API.
     pub admin_token: Option<String>,
+    /// Group-commit transactions in flight at once (see [`GroupCommit`]).
+    pub group_commit_flushers: usize,
 }
 
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            group_commit_flushers: GROUP_COMMIT_FLUSHERS,
+        }
+    }
+}
+
+/// The handlers' shared state behind one `Arc`: axum clones the state for every extractor of
+/// every request, and cloning one pointer is cheaper than cloning (and later dropping) each
+/// pool, cache and channel handle inside it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub db: Database,
-    pub config: Arc<ServerConfig>,
+    pub config: ServerConfig,
     pub keys: KeyCache,
     pub tenants: TenantCache,
     pub group_commit: GroupCommit,
@@ -28,12 +44,20 @@ pub struct AppState {
 impl AppState {
     /// Must be called inside a Tokio runtime: it starts the group-commit flushers.
     pub fn new(db: Database, config: ServerConfig) -> Self {
-        Self {
-            group_commit: GroupCommit::start(db.clone(), GROUP_COMMIT_FLUSHERS),
+        Self(Arc::new(Shared {
+            group_commit: GroupCommit::start(db.clone(), config.group_commit_flushers),
             db,
-            config: Arc::new(config),
+            config,
             keys: KeyCache::new(),
             tenants: TenantCache::default(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

@@ -33,7 +33,7 @@ pub struct DbConfig {
 
 #[derive(Clone)]
 pub struct Database {
-    app: PgPool,
+    pub(crate) app: PgPool,
     operator: PgPool,
 }
 

@@ -1,8 +1,9 @@
 //! Writing and reading tracking events.
 //!
-//! A batch of events is one multi-row `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO
-//! NOTHING RETURNING`: one statement and one round trip however many events, which is what keeps
-//! the batch endpoint close to raw `COPY` speed. The idempotency key is claimed by that same
+//! A batch of events is one call of `tally_ingest_events` (migration 0014), whose multi-row
+//! `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING RETURNING` writes them: one
+//! statement and one round trip however many events, which is what keeps the batch endpoint
+//! close to raw `COPY` speed. The idempotency key is claimed by that same
 //! insert, in the same transaction as the write (REFERENCE "Idempotency": claiming first and
 //! writing later loses events when the write fails).
 //!
@@ -40,19 +41,14 @@ pub enum WriteOutcome {
     Conflict { id: Uuid },
 }
 
-const INSERT_EVENTS: &str = r#"
-INSERT INTO attribution_events (
-    tenant_id, id, event_id, payload_sha256, kind, event_type, occurred_at, session_id,
-    anonymous_id, user_id, order_id, revenue_cents, currency, channel_code,
-    utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host,
-    click_ids, properties, correlation_id, replayed_from)
-SELECT $1, * FROM UNNEST(
-    $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[],
+/// One call writes the group, answers for every key and schedules the recompute (migration
+/// 0014 says why it is a function).
+const INGEST_EVENTS: &str = r#"
+SELECT event_id, id, payload_sha256, accepted FROM tally_ingest_events(
+    $1, $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[],
     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[],
     $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-    $21::jsonb[], $22::jsonb[], $23::text[], $24::uuid[])
-ON CONFLICT (tenant_id, event_id) DO NOTHING
-RETURNING event_id, id
+    $21::jsonb[], $22::jsonb[], $23::text[], $24::uuid[], $25, $26, $27)
 "#;
 
 /// Column arrays for [`INSERT_EVENTS`], one entry per event.
@@ -118,12 +114,15 @@ impl Columns {
     }
 }
 
-/// Writes `events` for `tenant` inside the caller's transaction and says, per event and in
-/// order, whether it was accepted, a duplicate or a conflict.
-pub async fn insert_events(
-    tx: &mut PgConnection,
+/// Writes `events` for `tenant` and says, per event and in order, whether it was accepted, a
+/// duplicate or a conflict; accepted events get their recompute windows scheduled (jobs carry
+/// `job_correlation_id`). On a connection outside a transaction this is one round trip and one
+/// transaction of its own; inside the caller's transaction it joins it.
+pub async fn ingest_events(
+    conn: &mut PgConnection,
     tenant: TenantId,
     events: &[NewEvent],
+    job_correlation_id: &str,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
@@ -133,7 +132,7 @@ pub async fn insert_events(
         c.push(e);
     }
     let [utm_source, utm_medium, utm_campaign, utm_term, utm_content] = &c.utm;
-    let inserted: HashMap<String, Uuid> = sqlx::query(INSERT_EVENTS)
+    let rows = sqlx::query(INGEST_EVENTS)
         .bind(tenant)
         .bind(&c.id)
         .bind(&c.event_id)
@@ -158,20 +157,29 @@ pub async fn insert_events(
         .bind(&c.properties)
         .bind(&c.correlation_id)
         .bind(&c.replayed_from)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.try_get("event_id")?, r.try_get("id")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+        .bind(tally_attribution::MODEL_VERSION)
+        .bind(job_correlation_id)
+        .bind(crate::recompute::RECOMPUTE_KIND)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut inserted: HashMap<String, Uuid> = HashMap::new();
+    let mut existing: HashMap<String, (Uuid, [u8; 32])> = HashMap::new();
+    for row in rows {
+        let key: String = row.try_get("event_id")?;
+        let id: Uuid = row.try_get("id")?;
+        if row.try_get("accepted")? {
+            inserted.insert(key, id);
+        } else {
+            let sha: Vec<u8> = row.try_get("payload_sha256")?;
+            let sha: [u8; 32] = sha
+                .try_into()
+                .map_err(|_| sqlx::Error::Decode("payload_sha256 is not 32 bytes".into()))?;
+            existing.insert(key, (id, sha));
+        }
+    }
 
     let mut outcomes = Vec::with_capacity(events.len());
-    let skipped: Vec<&str> = events
-        .iter()
-        .filter(|e| !inserted.contains_key(&e.event.event_id))
-        .map(|e| e.event.event_id.as_str())
-        .collect();
-    let existing = stored_hashes(tx, tenant, &skipped).await?;
-    // An event id inserted by this batch is accepted once; a later copy in the same batch is
+    // An event id inserted by this group is accepted once; a later copy in the same group is
     // judged against it like any re-send.
     let mut claimed: HashMap<&str, ()> = HashMap::new();
     let own: HashMap<&str, &[u8; 32]> = events
@@ -204,30 +212,16 @@ fn judge(id: Uuid, stored: &[u8; 32], sent: &[u8; 32]) -> WriteOutcome {
     }
 }
 
-async fn stored_hashes(
-    tx: &mut PgConnection,
-    tenant: TenantId,
-    event_ids: &[&str],
-) -> Result<HashMap<String, (Uuid, [u8; 32])>, StoreError> {
-    if event_ids.is_empty() {
-        return Ok(HashMap::new());
+impl crate::Database {
+    /// [`ingest_events`] on a pooled connection outside any transaction: the whole write is one
+    /// round trip and one implicit transaction, committed (durably) when this returns.
+    pub async fn ingest_events(
+        &self,
+        tenant: TenantId,
+        events: &[NewEvent],
+        job_correlation_id: &str,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        let mut conn = self.app.acquire().await?;
+        ingest_events(&mut conn, tenant, events, job_correlation_id).await
     }
-    let rows = sqlx::query(
-        "SELECT event_id, id, payload_sha256 FROM attribution_events
-         WHERE tenant_id = $1 AND event_id = ANY($2)",
-    )
-    .bind(tenant)
-    .bind(event_ids)
-    .fetch_all(tx)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let sha: Vec<u8> = r.try_get("payload_sha256")?;
-            let sha: [u8; 32] = sha
-                .try_into()
-                .map_err(|_| sqlx::Error::Decode("payload_sha256 is not 32 bytes".into()))?;
-            Ok((r.try_get("event_id")?, (r.try_get("id")?, sha)))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
 }

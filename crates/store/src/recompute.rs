@@ -73,123 +73,46 @@ pub async fn schedule_recompute(
     jobs.pop().ok_or(StoreError::NotFound)
 }
 
-/// Schedules the tenant-day windows that events at `occurred` can change; ingestion calls it in
-/// its insert transaction, best as the last statement before commit (the shared advisory lock it
-/// takes, which a starting recompute waits for, is held until then; see [`enqueue_windows`]).
-///
-/// Days are the tenant's (`tenant_settings.time_zone`, converted by PostgreSQL, so DST days are
-/// 23 or 25 hours long). An event changes its own day (its conversion, or Markov's paths) and, as
-/// a touch, the conversions of the following `lookback_days`, but only those that already happened:
-/// so each event schedules its day through the day of `min(occurred + lookback, now)`. Live
-/// traffic thus schedules today alone, and a backfilled day at most lookback + 1 windows,
-/// whatever the number of events: one upsert for all days, and at most one pending job per day.
+/// Schedules the tenant-day windows that events at `occurred` can change (the rules are in
+/// `tally_schedule_for_events`, migration 0014), holding the shared ingest lock until the
+/// caller's transaction ends, exactly as `tally_ingest_events` does for the events it writes.
+/// For events written by other means, and for tests that play an ingest transaction.
 pub async fn schedule_for_events(
     tx: &mut PgConnection,
     tenant: TenantId,
     occurred: &[DateTime<Utc>],
     correlation_id: &str,
 ) -> Result<(), StoreError> {
-    if occurred.is_empty() {
-        return Ok(());
-    }
-    let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "WITH s AS (SELECT time_zone AS tz, make_interval(days => lookback_days) AS lookback
-                    FROM tenant_settings WHERE tenant_id = $1),
-              spans AS (SELECT DISTINCT (t AT TIME ZONE s.tz)::date AS first_day,
-                               (GREATEST(t, LEAST(t + s.lookback, now())) AT TIME ZONE s.tz)::date AS last_day
-                        FROM unnest($2::timestamptz[]) AS t, s),
-              days AS (SELECT DISTINCT d::date AS day
-                       FROM spans, generate_series(first_day, last_day, interval '1 day') AS d)
-         SELECT day::timestamp AT TIME ZONE s.tz, (day + 1)::timestamp AT TIME ZONE s.tz
-         FROM days, s ORDER BY 1",
-    )
-    .bind(tenant)
-    .bind(occurred)
-    .fetch_all(&mut *tx)
-    .await?;
-    enqueue_windows(
-        tx,
-        tenant,
-        &windows,
-        tally_attribution::MODEL_VERSION,
-        correlation_id,
-    )
-    .await
-}
-
-/// The lock key that orders ingestion against the start of a recompute (see [`ingest_barrier`]).
-const INGEST_LOCK: &str = "hashtextextended($1::text || '/ingest', 0)";
-
-/// The ingestion side of scheduling: enqueue a job for each window that has none pending,
-/// without writing (or locking) anything when one is pending already, which is the usual case
-/// during a burst. Ingest transactions therefore never wait for each other here.
-///
-/// Correctness rests on a shared advisory lock held until the caller commits: a worker about to
-/// read a window first passes [`ingest_barrier`], which waits for every ingest transaction that
-/// might have seen its job as still pending. Transactions that start after the barrier see the
-/// job running and enqueue a new one. No event is ever left out of every run.
-async fn enqueue_windows(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    windows: &[(DateTime<Utc>, DateTime<Utc>)],
-    model_version: &str,
-    correlation_id: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT pg_advisory_xact_lock_shared({INGEST_LOCK})"
-    )))
-    .bind(tenant)
-    .execute(&mut *conn)
-    .await?;
-    let (starts, ends): (Vec<_>, Vec<_>) = windows.iter().copied().unzip();
-    sqlx::query(
-        "WITH w AS (SELECT DISTINCT * FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)),
-              created AS (
-                INSERT INTO attribution_recompute_jobs
-                    (tenant_id, id, window_start, window_end, model_version, status, last_correlation_id)
-                SELECT $1, gen_random_uuid(), s, e, $4, 'pending', $5 FROM w ORDER BY s
-                ON CONFLICT (tenant_id, window_start, window_end, model_version) DO NOTHING
-                RETURNING id),
-              ident AS (
-                SELECT id FROM created
-                UNION
-                SELECT r.id FROM attribution_recompute_jobs r JOIN w
-                  ON r.window_start = w.s AND r.window_end = w.e
-                WHERE r.tenant_id = $1 AND r.model_version = $4),
-              idle AS (
-                SELECT id FROM ident
-                WHERE NOT EXISTS (SELECT FROM jobs j WHERE j.tenant_id = $1 AND j.kind = $6
-                                  AND j.status = 'pending' AND j.dedupe_key = ident.id::text)),
-              queued AS (
-                INSERT INTO jobs (tenant_id, id, kind, dedupe_key, payload, correlation_id)
-                SELECT $1, gen_random_uuid(), $6, id::text, jsonb_build_object('recompute_id', id), $5
-                FROM idle ORDER BY id
-                ON CONFLICT (tenant_id, kind, dedupe_key)
-                    WHERE status = 'pending' AND dedupe_key IS NOT NULL DO NOTHING
-                RETURNING dedupe_key)
-         UPDATE attribution_recompute_jobs SET status = 'pending', last_correlation_id = $5, updated_at = now()
-         WHERE tenant_id = $1 AND id::text IN (SELECT dedupe_key FROM queued)",
-    )
-    .bind(tenant)
-    .bind(starts)
-    .bind(ends)
-    .bind(model_version)
-    .bind(correlation_id)
-    .bind(RECOMPUTE_KIND)
-    .execute(conn)
-    .await?;
+    // Two statements on purpose: the schedule's snapshot must be younger than the lock.
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(tally_ingest_lock_key($1))")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT tally_schedule_for_events($1, $2, $3, $4, $5)")
+        .bind(tenant)
+        .bind(occurred)
+        .bind(tally_attribution::MODEL_VERSION)
+        .bind(correlation_id)
+        .bind(RECOMPUTE_KIND)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
 /// Waits until every ingest transaction of the tenant that is in flight now has ended, then
-/// lets go at once. A recompute calls it after its job was claimed and before it reads events,
-/// so that it sees every event whose transaction found the job still pending (see
-/// [`enqueue_windows`]). Session-level lock and unlock, so ingestion pauses for the drain only,
-/// not for the whole recompute.
+/// lets go at once. A recompute calls it after its job was claimed and before it reads events.
+///
+/// Ingestion (`tally_ingest_events`, migration 0014) holds the same key shared until it commits,
+/// and looks at whether a window's job is still pending only after the lock was granted, in a
+/// later statement. So every ingest transaction that saw the job pending (and therefore enqueued
+/// nothing) committed before this returns, and the recompute reads its events; transactions that
+/// start after it see the job running and enqueue a new one. No event is left out of every run.
+/// Session-level lock and unlock, so ingestion pauses for the drain only, not for the whole
+/// recompute.
 pub async fn ingest_barrier(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT pg_advisory_lock({INGEST_LOCK}), pg_advisory_unlock({INGEST_LOCK})"
-    )))
+    sqlx::query(
+        "SELECT pg_advisory_lock(tally_ingest_lock_key($1)), pg_advisory_unlock(tally_ingest_lock_key($1))",
+    )
     .bind(tenant)
     .execute(conn)
     .await?;

@@ -2,10 +2,12 @@
 //! migrated template database, and a fresh database per test cloned from it (`CREATE DATABASE
 //! ... TEMPLATE`, ~100 ms): real PostgreSQL, real roles and RLS, full isolation between tests.
 
+use crate::TenantId;
 use crate::cluster::{self, ClusterOptions, Durability, LocalCluster};
-use crate::db::{Database, DbConfig, bootstrap_managed};
-use sqlx::{Connection, Executor, PgConnection};
+use crate::db::{Database, DbConfig, bootstrap_managed, set_tenant};
+use sqlx::{Connection, Executor, PgConnection, Postgres, Transaction};
 use std::sync::OnceLock;
+use uuid::Uuid;
 
 struct Shared {
     cluster: LocalCluster,
@@ -109,4 +111,16 @@ impl TestDb {
     pub fn url_as(&self, role: &str) -> String {
         cluster().url(role, &self.name)
     }
+}
+
+/// Begins a transaction on `conn` that acts for `tenant`: `app.current_tenant_id` set
+/// transaction-locally by [`set_tenant`], as [`Database::tenant_tx`] does on the runtime pool.
+/// For tests that act for a tenant on a connection of their own (the owner's, or a role's), so
+/// they all set the tenant the way the application does.
+pub async fn begin_for_tenant(conn: &mut PgConnection, tenant: Uuid) -> Transaction<'_, Postgres> {
+    let mut tx = conn.begin().await.expect("beginning a transaction");
+    set_tenant(&mut tx, TenantId(tenant))
+        .await
+        .expect("setting app.current_tenant_id");
+    tx
 }

@@ -95,7 +95,7 @@ fn deliveries(n: usize, sale: &Sale) -> (Vec<Request>, Vec<Fact>) {
                     None,
                 ),
             ));
-            let object = stripe_charge(&charge, &intent, sale.amount, &code, &[]);
+            let object = stripe_charge(&charge, &intent, sale.amount, &code, None, &[]);
             requests.push(signed(
                 Source::Stripe,
                 "",
@@ -113,7 +113,8 @@ fn deliveries(n: usize, sale: &Sale) -> (Vec<Request>, Vec<Fact>) {
                 .collect();
             for k in 1..=refunds.len() {
                 // Each charge.refunded repeats every refund so far.
-                let object = stripe_charge(&charge, &intent, sale.amount, &code, &refunds[..k]);
+                let object =
+                    stripe_charge(&charge, &intent, sale.amount, &code, None, &refunds[..k]);
                 requests.push(signed(
                     Source::Stripe,
                     "",

@@ -325,7 +325,14 @@ fn stripe_payment_intent_and_charge_post_one_payment() {
         stripe_event(
             "evt_ch",
             "charge.succeeded",
-            stripe_charge("ch_1", "pi_3MtwBwLkdIwHu7ix28a3tqPa", 2000, "usd", &[]),
+            stripe_charge(
+                "ch_1",
+                "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+                2000,
+                "usd",
+                None,
+                &[],
+            ),
             None,
         ),
     ))
@@ -346,7 +353,7 @@ fn stripe_payment_intent_and_charge_post_one_payment() {
 
 #[test]
 fn stripe_uncaptured_charge_is_not_a_payment() {
-    let mut object = stripe_charge("ch_1", "pi_1", 2000, "usd", &[]);
+    let mut object = stripe_charge("ch_1", "pi_1", 2000, "usd", None, &[]);
     object["captured"] = json!(false);
     object["amount_captured"] = json!(0);
     let delivery = ingest(&signed(
@@ -369,7 +376,7 @@ fn stripe_cumulative_refund_events_post_each_refund_once() {
             stripe_event(
                 event,
                 "charge.refunded",
-                stripe_charge("ch_1", "pi_1", 10_000, "usd", refunds),
+                stripe_charge("ch_1", "pi_1", 10_000, "usd", None, refunds),
                 None,
             ),
         ))
@@ -388,7 +395,7 @@ fn stripe_cumulative_refund_events_post_each_refund_once() {
     assert_eq!(ledger.net("USD"), -10_000);
     assert!(ledger.postings().all(|p| p.entry_type == EntryType::Refund));
 
-    let mut failed = stripe_charge("ch_1", "pi_1", 10_000, "usd", &[("re_3", 100)]);
+    let mut failed = stripe_charge("ch_1", "pi_1", 10_000, "usd", None, &[("re_3", 100)]);
     failed["refunds"]["data"][0]["status"] = json!("failed");
     let delivery = ingest(&signed(
         Source::Stripe,
@@ -403,7 +410,7 @@ fn stripe_cumulative_refund_events_post_each_refund_once() {
 #[test]
 fn stripe_refunds_without_the_embedded_list_use_previous_attributes() {
     let event = |id: &str, before: i64, after: i64| {
-        let mut charge = stripe_charge("ch_9", "pi_9", 10_000, "usd", &[]);
+        let mut charge = stripe_charge("ch_9", "pi_9", 10_000, "usd", None, &[]);
         charge.as_object_mut().unwrap().remove("refunds");
         charge["amount_refunded"] = json!(after);
         signed(
@@ -425,7 +432,7 @@ fn stripe_refunds_without_the_embedded_list_use_previous_attributes() {
     assert_eq!(one(&second).amount_minor, -1000);
     assert_ne!(one(&first).key(), one(&second).key());
 
-    let mut charge = stripe_charge("ch_9", "pi_9", 10_000, "usd", &[]);
+    let mut charge = stripe_charge("ch_9", "pi_9", 10_000, "usd", None, &[]);
     charge.as_object_mut().unwrap().remove("refunds");
     let unknowable = signed(
         Source::Stripe,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tally_core::event::{self, ValidEvent, ValidationContext};
 use tally_core::pii;
 use tally_store::dead_events::{NewDeadEvent, insert_dead_events};
-use tally_store::events::{NewEvent, WriteOutcome, insert_events};
+use tally_store::events::{NewEvent, WriteOutcome, ingest_events};
 use tally_store::{Database, StoreError, TenantId};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -116,8 +116,10 @@ pub async fn write(
     Ok(results)
 }
 
-/// The one transaction every ingestion path commits: the events, the dead letters and the
-/// recompute schedule of what was accepted. Batches and group-committed single events share it.
+/// The one write every ingestion path commits: the events, the dead letters and the recompute
+/// schedule of what was accepted, all or nothing. Batches and group-committed single events
+/// share it. Without dead letters it is a single statement in its own implicit transaction (one
+/// round trip); with them, one explicit transaction.
 pub async fn commit(
     db: &Database,
     tenant: TenantId,
@@ -125,33 +127,15 @@ pub async fn commit(
     dead: &[NewDeadEvent],
     correlation_id: &str,
 ) -> Result<(Vec<WriteOutcome>, Vec<Uuid>), StoreError> {
+    if dead.is_empty() {
+        let written = db.ingest_events(tenant, events, correlation_id).await?;
+        return Ok((written, Vec::new()));
+    }
     let mut tx = db.tenant_tx(tenant).await?;
-    let written = insert_events(&mut tx, tenant, events).await?;
+    let written = ingest_events(&mut tx, tenant, events, correlation_id).await?;
     let dead_ids = insert_dead_events(&mut tx, tenant, dead).await?;
-    schedule_recompute(&mut tx, tenant, events, &written, correlation_id).await?;
     tx.commit().await?;
     Ok((written, dead_ids))
-}
-
-/// Accepted events change attribution: their windows get a (coalesced) recompute job in the
-/// same transaction, so a job exists exactly when its events committed.
-pub async fn schedule_recompute(
-    tx: &mut sqlx::PgConnection,
-    tenant: TenantId,
-    events: &[NewEvent],
-    written: &[WriteOutcome],
-    correlation_id: &str,
-) -> Result<(), StoreError> {
-    let times: Vec<_> = events
-        .iter()
-        .zip(written)
-        .filter(|(_, w)| matches!(w, WriteOutcome::Accepted { .. }))
-        .map(|(e, _)| e.event.occurred_at)
-        .collect();
-    if times.is_empty() {
-        return Ok(());
-    }
-    tally_store::recompute::schedule_for_events(tx, tenant, &times, correlation_id).await
 }
 
 fn merge(

@@ -11,6 +11,7 @@
 use crate::ingest::batch::commit;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tally_store::events::{NewEvent, WriteOutcome};
 use tally_store::{Database, StoreError, TenantId};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -29,6 +30,14 @@ struct Pending {
 #[derive(Clone)]
 pub struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    totals: Arc<Totals>,
+}
+
+/// Transactions committed and events they carried, for the mean group size `tally bench` prints.
+#[derive(Default)]
+struct Totals {
+    groups: AtomicU64,
+    events: AtomicU64,
 }
 
 impl GroupCommit {
@@ -36,10 +45,19 @@ impl GroupCommit {
     pub fn start(db: Database, flushers: usize) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
+        let totals = Arc::new(Totals::default());
         for _ in 0..flushers.max(1) {
-            tokio::spawn(flush_loop(db.clone(), rx.clone()));
+            tokio::spawn(flush_loop(db.clone(), rx.clone(), totals.clone()));
         }
-        Self { queue }
+        Self { queue, totals }
+    }
+
+    /// Group transactions committed so far and the events in them.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.totals.groups.load(Ordering::Relaxed),
+            self.totals.events.load(Ordering::Relaxed),
+        )
     }
 
     /// Writes one event as part of the next group; resolves after its commit.
@@ -66,7 +84,7 @@ impl GroupCommit {
     }
 }
 
-async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, totals: Arc<Totals>) {
     loop {
         let mut group = Vec::new();
         {
@@ -83,6 +101,10 @@ async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
             }
         }
         metrics::histogram!("tally_group_commit_size").record(group.len() as f64);
+        totals.groups.fetch_add(1, Ordering::Relaxed);
+        totals
+            .events
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         let mut by_tenant: HashMap<TenantId, Vec<Pending>> = HashMap::new();
         for p in group {
             by_tenant.entry(p.tenant).or_default().push(p);

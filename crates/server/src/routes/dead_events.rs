@@ -8,14 +8,14 @@ use crate::auth::Caller;
 use crate::context;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query};
-use crate::ingest::batch::{self, Checked, EventResult, schedule_recompute, to_result};
+use crate::ingest::batch::{self, Checked, EventResult, to_result};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use tally_store::cursor::Page;
 use tally_store::dead_events::{DeadEvent, DeadEventFilter, mark_replayed, note_failed_replay};
-use tally_store::events::{NewEvent, insert_events};
+use tally_store::events::{NewEvent, ingest_events};
 use tally_store::tenants::Scope;
 use tally_store::{Database, TenantId};
 use utoipa::ToSchema;
@@ -192,8 +192,7 @@ async fn replay(
         }
     }
     let events: Vec<NewEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
-    let written = insert_events(&mut tx, tenant, &events).await?;
-    schedule_recompute(&mut tx, tenant, &events, &written, &correlation_id).await?;
+    let written = ingest_events(&mut tx, tenant, &events, &correlation_id).await?;
     for ((dead_id, event), outcome) in valid.into_iter().zip(written) {
         let result = to_result(outcome, event.event.event_id);
         if let EventResult::Accepted { id, .. } | EventResult::Duplicate { id, .. } = &result {

@@ -25,6 +25,7 @@ impl TestServer {
             t.db.clone(),
             ServerConfig {
                 admin_token: Some(ADMIN_TOKEN.into()),
+                ..ServerConfig::default()
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

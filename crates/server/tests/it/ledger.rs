@@ -2,11 +2,12 @@
 //! runtime role's lack of UPDATE/DELETE, and tenant isolation.
 
 use crate::common::{TestServer, assert_problem};
-use crate::vendors::{hook, ledger, send, shopify_order, shopify_refund};
+use crate::vendors::{hook, ledger, send};
 use crate::webhooks::rows;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tally_payments::Source;
+use tally_payments::testing::payloads::{shopify_order, shopify_refund};
 use tally_store::TenantId;
 
 /// Posts one Shopify payment for order `id` and returns its ledger entry.
@@ -210,7 +211,7 @@ async fn ledger_filters_and_cursor_pages_newest_first() {
         &shop,
         "refunds/create",
         "r1",
-        &shopify_refund(11, 1, "2.00", "USD"),
+        &shopify_refund(11, 1, "USD", &[("refund", "success", "2.00")]),
     )
     .await;
     for day in 1..=5 {

@@ -4,10 +4,7 @@
 //! never depends on the order. Seeded shuffles keep it reproducible and bounded in time.
 
 use crate::common::TestServer;
-use crate::vendors::{
-    Hook, deliver, hook_for, ledger_for, paypal_event, shopify_order, shopify_refund,
-    stripe_charge, stripe_event, stripe_intent, woo_order,
-};
+use crate::vendors::{Hook, deliver, hook_for, ledger_for};
 use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -15,6 +12,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use tally_payments::testing::Ledger;
+use tally_payments::testing::payloads::{
+    paypal_event, paypal_resource, shopify_order, shopify_refund, stripe_charge, stripe_event,
+    stripe_payment_intent, woo_order,
+};
 use tally_payments::{Outcome, Source, parse};
 
 const SEEDS: u64 = 6;
@@ -23,7 +24,7 @@ const SEEDS: u64 = 6;
 /// vendors really send (two topics for one payment, cumulative refund events, snapshots).
 fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
     let refunded =
-        |refunds: &[(&str, i64)]| stripe_charge("ch_A", "pi_A", 10_000, "usd", "A", refunds);
+        |refunds: &[(&str, i64)]| stripe_charge("ch_A", "pi_A", 10_000, "usd", Some("A"), refunds);
     let dispute = json!({"id": "du_B", "amount": 500, "currency": "jpy",
                          "created": Utc::now().timestamp(), "metadata": {"order_id": "B"}});
     vec![
@@ -34,20 +35,26 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
             stripe_event(
                 "evt_a1",
                 "payment_intent.succeeded",
-                stripe_intent("pi_A", 10_000, "usd", "A"),
+                stripe_payment_intent("pi_A", 10_000, "usd", "A"),
+                None,
             ),
         ),
         (
             Source::Stripe,
             "",
             "",
-            stripe_event("evt_a2", "charge.succeeded", refunded(&[])),
+            stripe_event("evt_a2", "charge.succeeded", refunded(&[]), None),
         ),
         (
             Source::Stripe,
             "",
             "",
-            stripe_event("evt_a3", "charge.refunded", refunded(&[("re_A1", 2500)])),
+            stripe_event(
+                "evt_a3",
+                "charge.refunded",
+                refunded(&[("re_A1", 2500)]),
+                None,
+            ),
         ),
         (
             Source::Stripe,
@@ -57,6 +64,7 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
                 "evt_a4",
                 "charge.refunded",
                 refunded(&[("re_A1", 2500), ("re_A2", 7500)]),
+                None,
             ),
         ),
         (
@@ -66,14 +74,15 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
             stripe_event(
                 "evt_b1",
                 "payment_intent.succeeded",
-                stripe_intent("pi_B", 500, "jpy", "B"),
+                stripe_payment_intent("pi_B", 500, "jpy", "B"),
+                None,
             ),
         ),
         (
             Source::Stripe,
             "",
             "",
-            stripe_event("evt_b2", "charge.dispute.created", dispute),
+            stripe_event("evt_b2", "charge.dispute.created", dispute, None),
         ),
         (
             Source::Shopify,
@@ -91,7 +100,7 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
             Source::Shopify,
             "refunds/create",
             "e12",
-            shopify_refund(100, 10, "5.00", "EUR"),
+            shopify_refund(100, 10, "EUR", &[("refund", "success", "5.00")]),
         ),
         (
             Source::PayPal,
@@ -100,10 +109,7 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
             paypal_event(
                 "WH-1",
                 "PAYMENT.CAPTURE.COMPLETED",
-                "CAP-1",
-                "12.345",
-                "KWD",
-                "P",
+                paypal_resource("CAP-1", "12.345", "KWD", Some("P")),
             ),
         ),
         (
@@ -113,10 +119,7 @@ fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
             paypal_event(
                 "WH-2",
                 "PAYMENT.CAPTURE.REFUNDED",
-                "REF-1",
-                "2.000",
-                "KWD",
-                "P",
+                paypal_resource("REF-1", "2.000", "KWD", Some("P")),
             ),
         ),
         (

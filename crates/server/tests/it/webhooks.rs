@@ -2,14 +2,15 @@
 //! dead letters, endpoint management and tenant isolation.
 
 use crate::common::{TestServer, assert_problem};
-use crate::vendors::{
-    Hook, deliver, hook, hook_for, ledger, ledger_for, paypal_event, send, shopify_order,
-    shopify_refund, stripe_charge, stripe_event, stripe_intent, woo_order,
-};
+use crate::vendors::{Hook, deliver, hook, hook_for, ledger, ledger_for, send};
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tally_payments::Source;
+use tally_payments::testing::payloads::{
+    paypal_event, paypal_resource, shopify_order, shopify_refund, stripe_charge, stripe_event,
+    stripe_payment_intent, woo_order,
+};
 use tally_payments::testing::{PayPalSigner, stripe_headers};
 use tally_store::TenantId;
 
@@ -88,7 +89,8 @@ async fn bad_signatures_get_401_count_in_metrics_and_store_nothing() {
             Source::Stripe => stripe_event(
                 "evt_1",
                 "payment_intent.succeeded",
-                stripe_intent("pi_1", 1000, "usd", "o-1"),
+                stripe_payment_intent("pi_1", 1000, "usd", "o-1"),
+                None,
             ),
             _ => woo_order(1, "processing", "10.00", "USD", "2026-11-20T10:00:05", &[]),
         };
@@ -138,7 +140,8 @@ async fn stale_stripe_timestamp_is_refused() {
     let body = stripe_event(
         "evt_old",
         "payment_intent.succeeded",
-        stripe_intent("pi_1", 1000, "usd", "o-1"),
+        stripe_payment_intent("pi_1", 1000, "usd", "o-1"),
+        None,
     );
     let secret = h.secret.as_deref().unwrap().as_bytes();
     let headers = stripe_headers(secret, Utc::now().timestamp() - 301, &body);
@@ -212,7 +215,8 @@ async fn a_repeated_delivery_changes_nothing() {
     let body = stripe_event(
         "evt_dup",
         "payment_intent.succeeded",
-        stripe_intent("pi_dup", 2500, "usd", "o-dup"),
+        stripe_payment_intent("pi_dup", 2500, "usd", "o-dup"),
+        None,
     );
     let first = send(&s, &h, "", "", &body).await;
     assert_eq!(first["status"], "posted");
@@ -230,12 +234,14 @@ async fn two_deliveries_of_one_payment_post_it_once() {
     let intent = stripe_event(
         "evt_pi",
         "payment_intent.succeeded",
-        stripe_intent("pi_9", 4200, "usd", "o-9"),
+        stripe_payment_intent("pi_9", 4200, "usd", "o-9"),
+        None,
     );
     let charge = stripe_event(
         "evt_ch",
         "charge.succeeded",
-        stripe_charge("ch_9", "pi_9", 4200, "usd", "o-9", &[]),
+        stripe_charge("ch_9", "pi_9", 4200, "usd", Some("o-9"), &[]),
+        None,
     );
     assert_eq!(send(&s, &h, "", "", &intent).await["new_postings"], 1);
     let second = send(&s, &h, "", "", &charge).await;
@@ -255,7 +261,8 @@ async fn refunds_before_the_payment_and_partial_refunds_sum_to_the_total() {
         stripe_event(
             event,
             "charge.refunded",
-            stripe_charge("ch_5", "pi_5", 10_000, "usd", "o-5", refunds),
+            stripe_charge("ch_5", "pi_5", 10_000, "usd", Some("o-5"), refunds),
+            None,
         )
     };
     // The refunds arrive first, the second event repeating the first refund (cumulative).
@@ -278,7 +285,8 @@ async fn refunds_before_the_payment_and_partial_refunds_sum_to_the_total() {
     let payment = stripe_event(
         "evt_p",
         "payment_intent.succeeded",
-        stripe_intent("pi_5", 10_000, "usd", "o-5"),
+        stripe_payment_intent("pi_5", 10_000, "usd", "o-5"),
+        None,
     );
     send(&s, &h, "", "", &payment).await;
     let order = s.get("/v1/orders/o-5", StatusCode::OK).await;
@@ -310,7 +318,7 @@ async fn refunds_before_the_payment_and_partial_refunds_sum_to_the_total() {
         &shop,
         "refunds/create",
         "e2",
-        &shopify_refund(701, 77, "10.50", "EUR"),
+        &shopify_refund(701, 77, "EUR", &[("refund", "success", "10.50")]),
     )
     .await;
     send(
@@ -318,7 +326,7 @@ async fn refunds_before_the_payment_and_partial_refunds_sum_to_the_total() {
         &shop,
         "refunds/create",
         "e3",
-        &shopify_refund(702, 77, "19.50", "EUR"),
+        &shopify_refund(702, 77, "EUR", &[("refund", "success", "19.50")]),
     )
     .await;
     let order = s.get("/v1/orders/77", StatusCode::OK).await;
@@ -344,17 +352,15 @@ async fn zero_and_three_decimal_currencies_are_exact() {
     let body = stripe_event(
         "evt_kwd",
         "payment_intent.succeeded",
-        stripe_intent("pi_kwd", 5120, "kwd", "o-kwd"),
+        stripe_payment_intent("pi_kwd", 5120, "kwd", "o-kwd"),
+        None,
     );
     send(&s, &stripe, "", "", &body).await;
     let paypal = hook(&s, Source::PayPal).await;
     let body = paypal_event(
         "WH-1",
         "PAYMENT.CAPTURE.COMPLETED",
-        "CAP-1",
-        "12.345",
-        "KWD",
-        "o-pp",
+        paypal_resource("CAP-1", "12.345", "KWD", Some("o-pp")),
     );
     send(&s, &paypal, "", "tx-1", &body).await;
     let woo = hook(&s, Source::WooCommerce).await;
@@ -433,7 +439,12 @@ async fn unreadable_signed_deliveries_are_dead_lettered_once() {
 
     // JSON, but not the shape the topic promises.
     let stripe = hook(&s, Source::Stripe).await;
-    let body = stripe_event("evt_bad", "payment_intent.succeeded", json!({"id": "pi_x"}));
+    let body = stripe_event(
+        "evt_bad",
+        "payment_intent.succeeded",
+        json!({"id": "pi_x"}),
+        None,
+    );
     let headers = stripe.sign("", "", &body);
     deliver(&s, &stripe.path, &headers, &body, StatusCode::ACCEPTED).await;
 
@@ -462,20 +473,14 @@ async fn paypal_verifies_with_the_configured_certificate() {
     let capture = paypal_event(
         "WH-cap",
         "PAYMENT.CAPTURE.COMPLETED",
-        "CAP-7",
-        "25.00",
-        "USD",
-        "o-7",
+        paypal_resource("CAP-7", "25.00", "USD", Some("o-7")),
     );
     let receipt = send(&s, &paypal, "", "tx-cap", &capture).await;
     assert_eq!(receipt["status"], "posted");
     let refund = paypal_event(
         "WH-ref",
         "PAYMENT.CAPTURE.REFUNDED",
-        "REF-7",
-        "5.00",
-        "USD",
-        "o-7",
+        paypal_resource("REF-7", "5.00", "USD", Some("o-7")),
     );
     send(&s, &paypal, "", "tx-ref", &refund).await;
     let order = s.get("/v1/orders/o-7", StatusCode::OK).await;

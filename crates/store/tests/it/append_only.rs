@@ -1,8 +1,8 @@
 //! Events and money are append-only: no grant for the runtime role, and a trigger for everyone.
 
 use crate::fixtures::{as_role, owner, seed_tenant};
-use sqlx::{Connection, Executor};
-use tally_store::testing::TestDb;
+use sqlx::Executor;
+use tally_store::testing::{TestDb, begin_for_tenant};
 use uuid::Uuid;
 
 const TABLES: [&str; 2] = ["attribution_events", "revenue_ledger"];
@@ -18,12 +18,7 @@ async fn runtime_role_cannot_update_or_delete() {
             format!("UPDATE {table} SET correlation_id = 'changed'"),
             format!("DELETE FROM {table}"),
         ] {
-            let mut tx = app.begin().await.unwrap();
-            sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-                .bind(a.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            let mut tx = begin_for_tenant(&mut app, a).await;
             let err = tx
                 .execute(sqlx::AssertSqlSafe(stmt.clone()))
                 .await
@@ -48,12 +43,7 @@ async fn guard_trigger_refuses_even_the_owner() {
             format!("DELETE FROM {table}"),
             format!("TRUNCATE {table} CASCADE"),
         ] {
-            let mut tx = own.begin().await.unwrap();
-            sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-                .bind(a.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            let mut tx = begin_for_tenant(&mut own, a).await;
             let err = tx
                 .execute(sqlx::AssertSqlSafe(stmt.clone()))
                 .await

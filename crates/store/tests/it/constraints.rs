@@ -1,8 +1,7 @@
 //! Constraints that keep the data model honest.
 
 use crate::fixtures::{owner, seed_tenant};
-use sqlx::Connection;
-use tally_store::testing::TestDb;
+use tally_store::testing::{TestDb, begin_for_tenant};
 use uuid::Uuid;
 
 async fn insert_event(
@@ -12,11 +11,7 @@ async fn insert_event(
     channel: &str,
 ) -> Result<(), sqlx::Error> {
     let mut conn = owner(t).await;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = begin_for_tenant(&mut conn, tenant).await;
     sqlx::query(
         "INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind, event_type,
             occurred_at, session_id, channel_code, correlation_id)
@@ -68,12 +63,7 @@ async fn money_signs_and_windows_are_checked() {
     let a = Uuid::now_v7();
     let mut own = owner(&t).await;
     seed_tenant(&mut own, a).await;
-    let mut tx = own.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(a.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut own, a).await;
     let err = sqlx::query(
         "INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type, amount_cents, currency, occurred_at, correlation_id)
          VALUES ($1, tally_uuid_v7(), 'stripe', 're_1', 'refund', 500, 'USD', now(), 'c')",

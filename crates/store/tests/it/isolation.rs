@@ -1,8 +1,8 @@
 //! Row-level security: a tenant sees, counts and writes only its own rows, in every tenant table.
 
 use crate::fixtures::{as_role, owner, seed_tenant, tenant_tables};
-use sqlx::{Connection, Row};
-use tally_store::testing::TestDb;
+use sqlx::Row;
+use tally_store::testing::{TestDb, begin_for_tenant};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -63,12 +63,7 @@ async fn runtime_role_sees_only_its_tenant_in_every_table() {
             .unwrap();
         assert_eq!(n, 0, "{table} without a tenant");
 
-        let mut tx = app.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(a.to_string())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = begin_for_tenant(&mut app, a).await;
         // SELECT * with no WHERE: only A's rows.
         let rows = sqlx::query(sqlx::AssertSqlSafe(all_sql))
             .fetch_all(&mut *tx)
@@ -95,12 +90,7 @@ async fn runtime_role_cannot_write_rows_of_another_tenant() {
     let mut app = as_role(&t, "tally_app").await;
     for table in &tables {
         // Take one of B's rows as the owner acting for B ...
-        let mut tx = own.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(b.to_string())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = begin_for_tenant(&mut own, b).await;
         let row: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT to_jsonb(x) FROM {table} x LIMIT 1"
         )))
@@ -109,12 +99,7 @@ async fn runtime_role_cannot_write_rows_of_another_tenant() {
         .unwrap();
         tx.rollback().await.unwrap();
         // ... and try to insert it while acting for A.
-        let mut tx = app.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(a.to_string())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = begin_for_tenant(&mut app, a).await;
         let err = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
         )))

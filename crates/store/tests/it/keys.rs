@@ -1,7 +1,7 @@
 //! Tenants and API keys in the store.
 
 use tally_store::tenants::Scope;
-use tally_store::testing::TestDb;
+use tally_store::testing::{TestDb, begin_for_tenant};
 
 #[tokio::test]
 async fn keys_are_shown_once_stored_hashed_and_revocable() {
@@ -40,12 +40,7 @@ async fn keys_are_shown_once_stored_hashed_and_revocable() {
 
     // The secret itself is stored nowhere: only its prefix and hash.
     let mut conn = crate::fixtures::owner(&t).await;
-    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant.tenant_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut conn, tenant.tenant_id.0).await;
     let rows: Vec<String> = sqlx::query_scalar("SELECT to_jsonb(k)::text FROM api_keys k")
         .fetch_all(&mut *tx)
         .await

@@ -2,8 +2,8 @@
 
 use crate::fixtures::{owner, seed_tenant};
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
-use tally_store::testing::TestDb;
+use sqlx::PgConnection;
+use tally_store::testing::{TestDb, begin_for_tenant};
 use uuid::Uuid;
 
 async fn insert(
@@ -12,11 +12,7 @@ async fn insert(
     table: &str,
     doc: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = begin_for_tenant(conn, tenant).await;
     let sql = match table {
         "attribution_events" => "INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind, event_type,
                 occurred_at, session_id, channel_code, correlation_id, properties)
@@ -66,5 +62,47 @@ async fn refuses_nested_pii_keys_and_accepts_clean_payloads() {
         insert(&mut own, a, table, &clean)
             .await
             .unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+}
+
+/// The triggers' WHEN clause carries a regular expression built from the key list when the
+/// migration ran (see migration 0013): every listed key, however decorated, must still reach
+/// the exact check, and a longer or shorter key must not.
+#[tokio::test]
+async fn the_stored_prefilter_catches_every_listed_key() {
+    let t = TestDb::new().await;
+    let a = Uuid::now_v7();
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    let keys: Vec<String> = sqlx::query_scalar("SELECT unnest(tally_pii_key_list())")
+        .fetch_all(&mut own)
+        .await
+        .unwrap();
+    assert!(keys.len() > 40, "{keys:?}");
+    for key in &keys {
+        let decorated: String = key
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match i % 3 {
+                0 => c.to_ascii_uppercase().to_string(),
+                1 => format!("_{c}"),
+                _ => format!("-.{c}"),
+            })
+            .collect();
+        for table in ["attribution_events", "dead_events", "webhook_deliveries"] {
+            for doc in [
+                json!({ key.as_str(): 1 }),
+                json!({"a": [{"b": { format!(" {decorated}!"): "x" }}]}),
+            ] {
+                let err = insert(&mut own, a, table, &doc)
+                    .await
+                    .expect_err(&format!("{table} {doc}"));
+                assert!(err.to_string().contains("personal data"), "{table}: {err}");
+            }
+            let near_misses = json!({ format!("{key}x"): 1, format!("x{key}"): 2 });
+            insert(&mut own, a, table, &near_misses)
+                .await
+                .unwrap_or_else(|e| panic!("{table} {near_misses}: {e}"));
+        }
     }
 }
