@@ -7,7 +7,10 @@ use std::sync::Arc;
 use tally_store::Database;
 
 /// Concurrent group-commit transactions by default: enough to overlap one group's commit with
-/// the next group's insert, few enough to keep groups large.
+/// the next group's insert, few enough to keep groups large. `tally bench ingest` on the 2-core
+/// machine (64 clients): 1 flusher 6.6 k events/s, p99 31 ms (groups of 32, but PostgreSQL idles
+/// while the next group forms); 2 flushers 6.9 k/s, p99 19 ms (groups of 15); 4 flushers
+/// 5.6 k/s, p99 25 ms (groups of 9: each transaction's fixed cost is paid more often).
 pub const GROUP_COMMIT_FLUSHERS: usize = 2;
 
 #[derive(Debug, Clone)]
