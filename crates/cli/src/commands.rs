@@ -53,9 +53,8 @@ pub struct ServeArgs {
     /// Operator token for /v1/admin/*; without it the admin API is disabled.
     #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Single-event group-commit transactions in flight at once.
-    #[arg(long, env = "TALLY_GROUP_COMMIT_FLUSHERS", default_value_t = tally_server::GROUP_COMMIT_FLUSHERS)]
-    pub group_commit_flushers: usize,
+    #[command(flatten)]
+    pub group_commit: GroupCommitArgs,
     #[command(flatten)]
     pub workers: work::WorkerOptions,
 }
@@ -157,7 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         opened.db.clone(),
         ServerConfig {
             admin_token: args.admin_token.clone(),
-            group_commit_flushers: args.group_commit_flushers,
+            group_commit_flushers: args.group_commit.flushers,
         },
     );
     let (stop_workers, workers) = args.workers.spawn(&opened.db);
@@ -258,4 +257,13 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The group-commit setting shared by `serve` and `bench ingest`, so the bench measures what
+/// `serve` would run.
+#[derive(Debug, clap::Args)]
+pub struct GroupCommitArgs {
+    /// Single-event group-commit transactions in flight at once.
+    #[arg(long = "group-commit-flushers", env = "TALLY_GROUP_COMMIT_FLUSHERS", default_value_t = tally_server::GROUP_COMMIT_FLUSHERS)]
+    pub flushers: usize,
 }

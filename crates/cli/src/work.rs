@@ -181,9 +181,8 @@ pub struct BenchIngestArgs {
     /// Which methods to run (all three by default; ratios need `copy`).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [crate::bench_ingest::Method::Copy, crate::bench_ingest::Method::Batch, crate::bench_ingest::Method::Single])]
     pub methods: Vec<crate::bench_ingest::Method>,
-    /// Single-event group-commit transactions in flight at once (as `serve --group-commit-flushers`).
-    #[arg(long, env = "TALLY_GROUP_COMMIT_FLUSHERS", default_value_t = tally_server::GROUP_COMMIT_FLUSHERS)]
-    pub group_commit_flushers: usize,
+    #[command(flatten)]
+    pub group_commit: crate::commands::GroupCommitArgs,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -213,7 +212,7 @@ pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 batch_clients: args.batch_clients,
                 single_clients: args.single_clients,
                 methods: args.methods,
-                group_commit_flushers: args.group_commit_flushers,
+                group_commit_flushers: args.group_commit.flushers,
             };
             let result = crate::bench_ingest::run(&opened.db, &opened.config, &options).await;
             opened.shutdown();
