@@ -62,13 +62,9 @@ impl PageRequest {
         })
     }
 
-    /// Bind as the keyset bound's timestamp (NULL on the first page).
-    pub fn after_at(&self) -> Option<DateTime<Utc>> {
-        self.after.map(|c| c.at)
-    }
-
-    pub fn after_id(&self) -> Option<Uuid> {
-        self.after.map(|c| c.id)
+    /// The keyset bound: rows strictly before it (none on the first page).
+    pub fn after(&self) -> Option<Cursor> {
+        self.after
     }
 
     /// Bind as the SQL `LIMIT`: one more row than the page, to know whether another follows.

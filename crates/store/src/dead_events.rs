@@ -5,6 +5,7 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
+use crate::keyset::Listing;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
@@ -127,36 +128,23 @@ impl Database {
         f: &DeadEventFilter,
     ) -> Result<Page<DeadEvent>, StoreError> {
         let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM dead_events
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR status = $2)
-               AND ($3::text IS NULL OR error_code = $3)
-               AND ($4::text IS NULL OR source = $4)
-               AND ($5::timestamptz IS NULL OR created_at >= $5)
-               AND ($6::timestamptz IS NULL OR created_at < $6)
-               AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8))
-             ORDER BY created_at DESC, id DESC
-             LIMIT $9"
-        );
-        let mut tx = self.tenant_tx(tenant).await?;
-        let items: Vec<DeadEvent> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(&f.status)
-            .bind(&f.error_code)
-            .bind(&f.source)
-            .bind(f.from)
-            .bind(f.to)
-            .bind(page.after_at())
-            .bind(page.after_id())
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(page.finish(items, |d| Cursor {
+        let listing = Listing {
+            table: "dead_events",
+            columns: COLUMNS,
+            time_column: "created_at",
+            filters: &[
+                ("status", f.status.as_deref()),
+                ("error_code", f.error_code.as_deref()),
+                ("source", f.source.as_deref()),
+            ],
+            from: f.from,
+            to: f.to,
+        };
+        self.keyset_page(tenant, &listing, &page, |d: &DeadEvent| Cursor {
             at: d.created_at,
             id: d.id,
-        }))
+        })
+        .await
     }
 
     /// Locks and returns one dead letter for a replay or discard in `tx`.

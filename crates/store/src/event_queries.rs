@@ -4,6 +4,7 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
+use crate::keyset::Listing;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
@@ -76,44 +77,27 @@ impl Database {
         f: &EventFilter,
     ) -> Result<Page<StoredEvent>, StoreError> {
         let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM attribution_events
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR event_type = $2)
-               AND ($3::text IS NULL OR kind = $3)
-               AND ($4::text IS NULL OR channel_code = $4)
-               AND ($5::text IS NULL OR session_id = $5)
-               AND ($6::text IS NULL OR order_id = $6)
-               AND ($7::text IS NULL OR anonymous_id = $7)
-               AND ($8::text IS NULL OR user_id = $8)
-               AND ($9::timestamptz IS NULL OR occurred_at >= $9)
-               AND ($10::timestamptz IS NULL OR occurred_at < $10)
-               AND ($11::timestamptz IS NULL OR (occurred_at, id) < ($11, $12))
-             ORDER BY occurred_at DESC, id DESC
-             LIMIT $13"
-        );
-        let mut tx = self.tenant_tx(tenant).await?;
-        let items: Vec<StoredEvent> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(&f.event_type)
-            .bind(&f.kind)
-            .bind(&f.channel)
-            .bind(&f.session_id)
-            .bind(&f.order_id)
-            .bind(&f.anonymous_id)
-            .bind(&f.user_id)
-            .bind(f.from)
-            .bind(f.to)
-            .bind(page.after_at())
-            .bind(page.after_id())
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(page.finish(items, |e| Cursor {
+        let listing = Listing {
+            table: "attribution_events",
+            columns: COLUMNS,
+            time_column: "occurred_at",
+            filters: &[
+                ("event_type", f.event_type.as_deref()),
+                ("kind", f.kind.as_deref()),
+                ("channel_code", f.channel.as_deref()),
+                ("session_id", f.session_id.as_deref()),
+                ("order_id", f.order_id.as_deref()),
+                ("anonymous_id", f.anonymous_id.as_deref()),
+                ("user_id", f.user_id.as_deref()),
+            ],
+            from: f.from,
+            to: f.to,
+        };
+        self.keyset_page(tenant, &listing, &page, |e: &StoredEvent| Cursor {
             at: e.occurred_at,
             id: e.id,
-        }))
+        })
+        .await
     }
 
     pub async fn get_event(&self, tenant: TenantId, id: Uuid) -> Result<StoredEvent, StoreError> {

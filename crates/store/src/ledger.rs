@@ -10,6 +10,7 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
+use crate::keyset::Listing;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
@@ -155,36 +156,23 @@ impl Database {
         f: &LedgerFilter,
     ) -> Result<Page<LedgerEntry>, StoreError> {
         let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM revenue_ledger
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR order_id = $2)
-               AND ($3::text IS NULL OR source = $3)
-               AND ($4::text IS NULL OR entry_type = $4)
-               AND ($5::timestamptz IS NULL OR occurred_at >= $5)
-               AND ($6::timestamptz IS NULL OR occurred_at < $6)
-               AND ($7::timestamptz IS NULL OR (occurred_at, id) < ($7, $8))
-             ORDER BY occurred_at DESC, id DESC
-             LIMIT $9"
-        );
-        let mut tx = self.tenant_tx(tenant).await?;
-        let items: Vec<LedgerEntry> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(&f.order_id)
-            .bind(&f.source)
-            .bind(&f.entry_type)
-            .bind(f.from)
-            .bind(f.to)
-            .bind(page.after_at())
-            .bind(page.after_id())
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(page.finish(items, |e| Cursor {
+        let listing = Listing {
+            table: "revenue_ledger",
+            columns: COLUMNS,
+            time_column: "occurred_at",
+            filters: &[
+                ("order_id", f.order_id.as_deref()),
+                ("source", f.source.as_deref()),
+                ("entry_type", f.entry_type.as_deref()),
+            ],
+            from: f.from,
+            to: f.to,
+        };
+        self.keyset_page(tenant, &listing, &page, |e: &LedgerEntry| Cursor {
             at: e.occurred_at,
             id: e.id,
-        }))
+        })
+        .await
     }
 
     /// Adds a manual correction: always a new row, never a change to an existing one.

@@ -23,6 +23,7 @@ pub mod event_queries;
 pub mod events;
 pub mod ids;
 pub mod jobs;
+mod keyset;
 pub mod ledger;
 pub mod recompute;
 pub mod tenants;

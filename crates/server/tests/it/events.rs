@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
+use tally_store::testing::begin_for_tenant;
 
 pub fn touch(id: &str) -> Value {
     json!({
@@ -34,12 +35,7 @@ pub fn purchase(id: &str, revenue: &str) -> Value {
 /// Runs `sql` as the owner acting for the test tenant.
 pub async fn tenant_scalar(s: &TestServer, sql: &str) -> i64 {
     let mut conn = PgConnection::connect(&s.t.cfg.owner_url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(&s.tenant_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut conn, s.tenant_id.parse().unwrap()).await;
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(&mut *tx)
         .await
@@ -280,12 +276,7 @@ async fn pii_at_depth_five_is_rejected_and_stored_nowhere() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(&s.tenant_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut conn, s.tenant_id.parse().unwrap()).await;
     for table in tables {
         let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} t WHERE t::text ILIKE '%ada@example.com%' OR t::text LIKE '%7946 0958%'"
@@ -401,12 +392,7 @@ async fn bulk_replay_by_filter() {
 async fn rate_limit_counts_events_and_refuses_whole_batches() {
     let s = TestServer::start().await;
     let mut conn = PgConnection::connect(&s.t.cfg.owner_url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(&s.tenant_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut conn, s.tenant_id.parse().unwrap()).await;
     sqlx::query("UPDATE tenant_settings SET rate_limit_per_minute = 60, rate_limit_burst = 10")
         .execute(&mut *tx)
         .await
@@ -597,12 +583,7 @@ async fn replay_concerns_tracking_events_only() {
     let s = TestServer::start().await;
     // A payment delivery's dead letter is not a tracking event: it is replayed by its vendor.
     let mut conn = PgConnection::connect(&s.t.cfg.owner_url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(&s.tenant_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = begin_for_tenant(&mut conn, s.tenant_id.parse().unwrap()).await;
     let id: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO dead_events (tenant_id, id, source, error_code, payload, correlation_id)
          VALUES ($1::uuid, tally_uuid_v7(), 'stripe', 'malformed_json', '{}', 'c') RETURNING id",
