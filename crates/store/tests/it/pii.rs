@@ -65,9 +65,9 @@ async fn refuses_nested_pii_keys_and_accepts_clean_payloads() {
     }
 }
 
-/// The triggers' WHEN clause carries a regular expression built from the key list when the
-/// migration ran (see migration 0013): every listed key, however decorated, must still reach
-/// the exact check, and a longer or shorter key must not.
+/// The triggers' WHEN clause calls `tally_pii_suspect`, which carries a regular expression
+/// built from the key list when its migration ran (0013 and 0015): every listed key, however
+/// decorated, must still reach the exact check, and a longer or shorter key must not.
 #[tokio::test]
 async fn the_stored_prefilter_catches_every_listed_key() {
     let t = TestDb::new().await;
