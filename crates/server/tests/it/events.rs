@@ -447,6 +447,89 @@ async fn rate_limit_counts_events_and_refuses_whole_batches() {
     assert!(metrics.contains("tally_rate_limited_events_total"));
 }
 
+/// Dead letters page like every listing: newest first by `(created_at, id)`, a cursor that
+/// neither repeats nor skips rows that share a timestamp, and a half-open time range.
+#[tokio::test]
+async fn dead_letters_page_by_cursor_and_time_range() {
+    let s = TestServer::start().await;
+    let before = Utc::now() - Duration::seconds(1);
+    let broken: Vec<Value> = (0..7)
+        .map(|i| {
+            let mut e = touch(&format!("d{i}"));
+            e.as_object_mut().unwrap().remove("session_id");
+            e
+        })
+        .collect();
+    let batch = s
+        .post("/v1/events/batch", &json!(broken), StatusCode::OK)
+        .await;
+    assert_eq!(batch["rejected"], 7, "{batch}");
+    let after = Utc::now() + Duration::seconds(1);
+
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut path = "/v1/dead-events?limit=3&status=open&source=api".to_string();
+    let mut pages = 0;
+    loop {
+        let page = s.get(&path, StatusCode::OK).await;
+        pages += 1;
+        for item in page["items"].as_array().unwrap() {
+            seen.push((
+                item["created_at"].as_str().unwrap().to_string(),
+                item["id"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/dead-events?limit=3&status=open&source=api&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, no row twice");
+    assert_eq!(seen.len(), 7);
+
+    let count = |body: Value| body["items"].as_array().unwrap().len();
+    let (before, after) = (
+        before.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        after.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+    );
+    let inside = s
+        .get(
+            &format!("/v1/dead-events?from={before}&to={after}"),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(count(inside), 7);
+    let later = s
+        .get(&format!("/v1/dead-events?from={after}"), StatusCode::OK)
+        .await;
+    assert_eq!(count(later), 0);
+    let earlier = s
+        .get(&format!("/v1/dead-events?to={before}"), StatusCode::OK)
+        .await;
+    assert_eq!(count(earlier), 0);
+    // `from` is inclusive and `to` exclusive, at a stamp rows really have.
+    let stamp = |t: &str| t.parse::<chrono::DateTime<Utc>>().unwrap();
+    let newest = seen[0].0.clone();
+    let at_newest = seen
+        .iter()
+        .filter(|(t, _)| stamp(t) == stamp(&newest))
+        .count();
+    let newest = newest.replace('+', "%2B");
+    let from_newest = s
+        .get(&format!("/v1/dead-events?from={newest}"), StatusCode::OK)
+        .await;
+    assert_eq!(count(from_newest), at_newest);
+    let to_newest = s
+        .get(&format!("/v1/dead-events?to={newest}"), StatusCode::OK)
+        .await;
+    assert_eq!(count(to_newest), 7 - at_newest);
+    let other_source = s.get("/v1/dead-events?source=stripe", StatusCode::OK).await;
+    assert_eq!(count(other_source), 0);
+}
+
 #[tokio::test]
 async fn search_filters_pages_and_never_crosses_tenants() {
     let s = TestServer::start().await;
