@@ -18,6 +18,14 @@ pub struct WorkerOptions {
     /// after it).
     #[arg(long, env = "TALLY_WORKER_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// Hours a succeeded job stays in the queue table, to inspect recent work, before the workers
+    /// delete it (its result is kept elsewhere).
+    #[arg(
+        long,
+        env = "TALLY_SUCCEEDED_JOB_RETENTION_HOURS",
+        default_value_t = 168
+    )]
+    pub succeeded_job_retention_hours: u64,
 }
 
 impl WorkerOptions {
@@ -25,6 +33,9 @@ impl WorkerOptions {
         WorkerConfig {
             concurrency: self.worker_concurrency,
             lease: Duration::from_secs(self.lease_secs.max(1)),
+            succeeded_retention: Duration::from_secs(
+                self.succeeded_job_retention_hours.saturating_mul(3600),
+            ),
             ..WorkerConfig::default()
         }
     }
@@ -257,6 +268,7 @@ async fn bench_recompute(args: &BenchAttributionArgs) -> anyhow::Result<()> {
     let options = WorkerOptions {
         worker_concurrency: 1,
         lease_secs: 60,
+        succeeded_job_retention_hours: 168,
     };
     let (stop, workers) = options.spawn(db);
     for run in 1..=2 {

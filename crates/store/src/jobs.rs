@@ -10,7 +10,8 @@
 //! `FOR UPDATE SKIP LOCKED` skip, while heartbeats may still extend the lease) and ends by
 //! [`finish`]ing it, so the work and its completion commit together or not at all. A failure goes
 //! back to `pending` later ([`retry_later`]) or, after `max_attempts`, to `worker_failed_jobs`
-//! ([`dead_letter`]); [`Database::replay_failed`] enqueues it again.
+//! ([`dead_letter`]); [`Database::replay_failed`] enqueues it again. Succeeded jobs are deleted
+//! once they are older than the workers' retention ([`Database::prune_succeeded_jobs`]).
 
 use crate::db::Database;
 use crate::error::StoreError;
@@ -246,6 +247,35 @@ impl Database {
         .execute(self.operator_pool())
         .await?;
         Ok(())
+    }
+
+    /// Deletes up to `batch` jobs that succeeded more than `older_than` ago, in every tenant;
+    /// returns how many. A job's outcome lives elsewhere (a recompute's in
+    /// `attribution_recompute_jobs`), so a succeeded queue row is only kept a while to inspect
+    /// recent work; without this the table grows with every ingested batch. Only `succeeded` is
+    /// final: pending and running rows are never touched. Batches keep each transaction short,
+    /// and `SKIP LOCKED` lets workers pruning at once take disjoint rows instead of waiting.
+    /// `MATERIALIZED` fixes the batch: as a plain subquery the planner may rescan it per row, and
+    /// each rescan skips the rows this statement already deleted, so `LIMIT` would bound nothing.
+    pub async fn prune_succeeded_jobs(
+        &self,
+        older_than: Duration,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "WITH old AS MATERIALIZED (
+                 SELECT tenant_id, id FROM jobs
+                 WHERE status = 'succeeded' AND updated_at < now() - make_interval(secs => $1)
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             DELETE FROM jobs j USING old
+             WHERE j.tenant_id = old.tenant_id AND j.id = old.id AND j.status = 'succeeded'",
+        )
+        .bind(secs(older_than))
+        .bind(batch)
+        .execute(self.operator_pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Every tenant's dead-lettered jobs (the operator's view), newest first.

@@ -76,6 +76,11 @@ pub struct WorkerConfig {
     /// The first retry's delay; each further attempt doubles it, up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long succeeded jobs stay in the queue table for inspection before they are deleted
+    /// (their results live elsewhere; unpruned, the table grows with every ingested batch).
+    pub succeeded_retention: Duration,
+    /// How often this process prunes; the first round runs at start.
+    pub prune_interval: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -86,6 +91,8 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(2),
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
+            succeeded_retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(600),
         }
     }
 }
@@ -124,6 +131,12 @@ impl Worker {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(self.db.clone(), wake.clone(), shutdown.clone()));
+        let pruner = tokio::spawn(prune(
+            self.db.clone(),
+            self.cfg.succeeded_retention,
+            self.cfg.prune_interval,
+            shutdown.clone(),
+        ));
         let slots: Vec<_> = (0..self.cfg.concurrency.max(1))
             .map(|_| tokio::spawn(self.clone().slot(wake.clone(), shutdown.clone())))
             .collect();
@@ -131,6 +144,7 @@ impl Worker {
             let _ = slot.await;
         }
         listener.abort();
+        pruner.abort();
         tracing::info!("workers stopped");
     }
 
@@ -249,6 +263,44 @@ async fn heartbeat(db: Database, job: ClaimedJob, lease: Duration) {
                 return;
             }
             Err(e) => tracing::warn!(job_id = %job.id, error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Succeeded jobs deleted per statement: a round over a large backlog (the first after an upgrade,
+/// or after a long outage) stays a series of short transactions.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Deletes succeeded jobs past `retention` every `interval`. Every worker process runs one; rounds
+/// that overlap take disjoint rows (see [`Database::prune_succeeded_jobs`]), so that is harmless.
+async fn prune(
+    db: Database,
+    retention: Duration,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut deleted = 0;
+        let outcome = loop {
+            match db.prune_succeeded_jobs(retention, PRUNE_BATCH).await {
+                // A short batch: nothing old is left (or another worker is deleting the rest).
+                Ok(n) if n < PRUNE_BATCH as u64 => break Ok(deleted + n),
+                Ok(n) => deleted += n,
+                Err(e) => break Err((deleted, e)),
+            }
+        };
+        match outcome {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned succeeded jobs"),
+            Err((deleted, e)) => tracing::warn!(
+                deleted,
+                error = %e,
+                "pruning succeeded jobs failed; trying again next interval"
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -16,6 +16,8 @@ pub fn fast_config() -> WorkerConfig {
         poll_interval: Duration::from_millis(100),
         base_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
+        // The default week's retention: tests count the succeeded jobs they leave behind.
+        ..WorkerConfig::default()
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod barrier;
 mod common;
+mod prune;
 mod queue;
 mod recompute;
