@@ -1,8 +1,10 @@
 use std::time::{Duration, Instant};
+use tally_store::jobs::{self, NewJob};
 use tally_store::testing::TestDb;
 use tally_store::{Database, TenantId};
 use tally_worker::{Handlers, Worker, WorkerConfig};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 pub async fn tenant(t: &TestDb) -> TenantId {
     t.db.create_tenant("Test shop").await.unwrap().0.tenant_id
@@ -63,4 +65,23 @@ pub async fn job_count(db: &Database, status: &str) -> i64 {
         .fetch_one(db.operator_pool())
         .await
         .unwrap()
+}
+
+/// Enqueues a `probe` job in `tenant`; `None` when a pending job already has `key`.
+pub async fn enqueue(t: &TestDb, tenant: TenantId, key: Option<&str>) -> Option<Uuid> {
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    let id = jobs::enqueue(
+        &mut tx,
+        tenant,
+        &NewJob {
+            kind: "probe",
+            dedupe_key: key,
+            payload: serde_json::json!({}),
+            correlation_id: "corr-test",
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
 }

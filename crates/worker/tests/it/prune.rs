@@ -1,35 +1,15 @@
-use crate::common::{eventually, fast_config, job_count, start, tenant};
+use crate::common::{enqueue, eventually, fast_config, job_count, start, tenant};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tally_store::TenantId;
-use tally_store::jobs::{self, ClaimedJob, NewJob};
+use tally_store::jobs::{self, ClaimedJob};
 use tally_store::testing::TestDb;
 use tally_worker::queue::BoxFuture;
 use tally_worker::{Handler, Handlers, WorkerConfig};
 use uuid::Uuid;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-async fn enqueue(t: &TestDb, tenant: TenantId) -> Uuid {
-    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
-    let id = jobs::enqueue(
-        &mut tx,
-        tenant,
-        &NewJob {
-            kind: "probe",
-            dedupe_key: None,
-            payload: serde_json::json!({}),
-            correlation_id: "corr-test",
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    tx.commit().await.unwrap();
-    id
-}
 
 /// Claims the next job and finishes it as a worker would; returns its id.
 async fn succeed_next(t: &TestDb) -> Uuid {
@@ -64,14 +44,14 @@ async fn only_succeeded_jobs_past_the_retention_are_pruned() {
     // Old succeeded jobs in two tenants, a recent one, an old running one, an old pending one.
     let mut old_succeeded = Vec::new();
     for tenant in [a, b, a] {
-        enqueue(&t, tenant).await;
+        enqueue(&t, tenant, None).await.unwrap();
         old_succeeded.push(succeed_next(&t).await);
     }
-    enqueue(&t, a).await;
+    enqueue(&t, a, None).await.unwrap();
     let recent_succeeded = succeed_next(&t).await;
-    let running = enqueue(&t, b).await;
+    let running = enqueue(&t, b, None).await.unwrap();
     assert_eq!(t.db.claim_job(HOUR).await.unwrap().unwrap().id, running);
-    let pending = enqueue(&t, a).await;
+    let pending = enqueue(&t, a, None).await.unwrap();
     age(&t, &old_succeeded).await;
     age(&t, &[running, pending]).await;
 
@@ -90,7 +70,7 @@ async fn pruning_deletes_at_most_a_batch() {
     let tenant = tenant(&t).await;
     let mut old = Vec::new();
     for _ in 0..3 {
-        enqueue(&t, tenant).await;
+        enqueue(&t, tenant, None).await.unwrap();
         old.push(succeed_next(&t).await);
     }
     age(&t, &old).await;
@@ -107,7 +87,7 @@ async fn concurrent_pruners_delete_each_job_once() {
     let tenant = tenant(&t).await;
     let mut old = Vec::new();
     for _ in 0..40 {
-        enqueue(&t, tenant).await;
+        enqueue(&t, tenant, None).await.unwrap();
         old.push(succeed_next(&t).await);
     }
     age(&t, &old).await;
@@ -165,7 +145,7 @@ async fn a_running_worker_prunes_succeeded_jobs() {
     let runs = Counter::default();
     // Started before the job exists, so a later round than the first prunes it.
     let worker = start(&t.db, cfg, Handlers::default().with("probe", runs.clone()));
-    enqueue(&t, tenant).await;
+    enqueue(&t, tenant, None).await.unwrap();
     eventually(Duration::from_secs(5), || async {
         runs.0.load(Ordering::SeqCst) == 1 && remaining(&t).await.is_empty()
     })

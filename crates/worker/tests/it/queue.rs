@@ -1,15 +1,14 @@
-use crate::common::{eventually, fast_config, job_count, start, tenant};
+use crate::common::{enqueue, eventually, fast_config, job_count, start, tenant};
 use sqlx::PgConnection;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tally_store::TenantId;
-use tally_store::jobs::{self, ClaimedJob, NewJob};
+use tally_store::jobs::{self, ClaimedJob};
 use tally_store::testing::TestDb;
 use tally_worker::queue::BoxFuture;
 use tally_worker::{Handler, Handlers};
-use uuid::Uuid;
 
 /// Records when it ran; fails while `failing` is set.
 #[derive(Clone, Default)]
@@ -30,24 +29,6 @@ impl Handler for Probe {
             Ok(())
         })
     }
-}
-
-async fn enqueue(t: &TestDb, tenant: TenantId, key: Option<&str>) -> Option<Uuid> {
-    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
-    let id = jobs::enqueue(
-        &mut tx,
-        tenant,
-        &NewJob {
-            kind: "probe",
-            dedupe_key: key,
-            payload: serde_json::json!({}),
-            correlation_id: "corr-test",
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    id
 }
 
 #[tokio::test]
