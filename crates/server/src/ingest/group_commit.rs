@@ -7,17 +7,32 @@
 //! load groups grow and the commit cost is shared; when idle a group is one event and adds no
 //! delay. A request is answered only after its transaction committed, so "accepted" always
 //! means durable.
+//!
+//! While another flusher's transaction is being written, a flusher with a small group first
+//! yields to the runtime a few times ([`GATHER_ROUNDS`]) so that requests already being parsed
+//! join it. Each group pays a fixed cost in PostgreSQL (statement start-up, one WAL flush), so
+//! fewer, larger groups leave more CPU for requests. Measured with `tally bench ingest` (64
+//! clients, 2 cores, fresh data directories, 3 alternating runs each): without gathering, groups
+//! of 15.2 events and 8.15 k events/s on average (p99 18–26 ms); gathering up to 24 events in 8
+//! rounds, 24.7 events and 9.24 k/s (p99 18 ms); up to 40 in 16 rounds (kept), 23.3 events and
+//! 9.62 k/s against 9.26 k/s for 24 / 8 in the same set (p99 17–18 ms). When no other flush is
+//! in flight nothing waits, so a lone event is still committed at once.
 
 use crate::ingest::batch::commit;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tally_store::events::{NewEvent, WriteOutcome};
 use tally_store::{Database, StoreError, TenantId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 const MAX_GROUP: usize = 512;
 const QUEUE: usize = 16_384;
+/// A group at least this large is flushed without gathering more.
+const GATHER: usize = 40;
+/// Scheduler turns a flusher gives requests to join its group (each costs a pass over the
+/// runtime's ready tasks, microseconds, not a timer: tokio's timers tick in milliseconds).
+const GATHER_ROUNDS: usize = 16;
 
 type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
 
@@ -46,8 +61,14 @@ impl GroupCommit {
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let totals = Arc::new(Totals::default());
+        let writing = Arc::new(AtomicUsize::new(0));
         for _ in 0..flushers.max(1) {
-            tokio::spawn(flush_loop(db.clone(), rx.clone(), totals.clone()));
+            tokio::spawn(flush_loop(
+                db.clone(),
+                rx.clone(),
+                totals.clone(),
+                writing.clone(),
+            ));
         }
         Self { queue, totals }
     }
@@ -84,7 +105,13 @@ impl GroupCommit {
     }
 }
 
-async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, totals: Arc<Totals>) {
+/// `writing` counts the group transactions under way, across flushers.
+async fn flush_loop(
+    db: Database,
+    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    totals: Arc<Totals>,
+    writing: Arc<AtomicUsize>,
+) {
     loop {
         let mut group = Vec::new();
         {
@@ -93,13 +120,16 @@ async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, total
                 Some(first) => group.push(first),
                 None => return,
             }
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
+            drain(&mut rx, &mut group);
+            for _ in 0..GATHER_ROUNDS {
+                if group.len() >= GATHER || writing.load(Ordering::Acquire) == 0 {
+                    break;
                 }
+                tokio::task::yield_now().await;
+                drain(&mut rx, &mut group);
             }
         }
+        let _writing = Writing::start(&writing);
         metrics::histogram!("tally_group_commit_size").record(group.len() as f64);
         totals.groups.fetch_add(1, Ordering::Relaxed);
         totals
@@ -111,6 +141,32 @@ async fn flush_loop(db: Database, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, total
         }
         for (tenant, pending) in by_tenant {
             flush(&db, tenant, pending).await;
+        }
+    }
+}
+
+/// Marks one group transaction as under way until dropped, also if its task is cancelled.
+struct Writing<'a>(&'a AtomicUsize);
+
+impl<'a> Writing<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Moves what is queued now into `group`, up to [`MAX_GROUP`].
+fn drain(rx: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
         }
     }
 }
