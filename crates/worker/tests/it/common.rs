@@ -1,8 +1,12 @@
+use sqlx::PgConnection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tally_store::jobs::{self, NewJob};
+use tally_store::jobs::{self, ClaimedJob, NewJob};
 use tally_store::testing::TestDb;
 use tally_store::{Database, TenantId};
-use tally_worker::{Handlers, Worker, WorkerConfig};
+use tally_worker::queue::BoxFuture;
+use tally_worker::{Handler, Handlers, Worker, WorkerConfig};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -84,4 +88,25 @@ pub async fn enqueue(t: &TestDb, tenant: TenantId, key: Option<&str>) -> Option<
     .unwrap();
     tx.commit().await.unwrap();
     id
+}
+
+/// Records when it ran; fails while `failing` is set.
+#[derive(Clone, Default)]
+pub struct Probe {
+    pub runs: Arc<Mutex<Vec<Instant>>>,
+    pub failing: Arc<AtomicBool>,
+}
+
+impl Handler for Probe {
+    fn run<'a>(
+        &'a self,
+        _job: &'a ClaimedJob,
+        _tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.runs.lock().unwrap().push(Instant::now());
+            anyhow::ensure!(!self.failing.load(Ordering::SeqCst), "probe told to fail");
+            Ok(())
+        })
+    }
 }

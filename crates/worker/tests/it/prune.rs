@@ -1,12 +1,8 @@
-use crate::common::{enqueue, eventually, fast_config, job_count, start, tenant};
-use sqlx::PgConnection;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::common::{Probe, enqueue, eventually, fast_config, job_count, start, tenant};
 use std::time::Duration;
-use tally_store::jobs::{self, ClaimedJob};
+use tally_store::jobs;
 use tally_store::testing::TestDb;
-use tally_worker::queue::BoxFuture;
-use tally_worker::{Handler, Handlers, WorkerConfig};
+use tally_worker::{Handlers, WorkerConfig};
 use uuid::Uuid;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -116,23 +112,6 @@ async fn concurrent_pruners_delete_each_job_once() {
     assert!(remaining(&t).await.is_empty());
 }
 
-/// Succeeds, counting its runs.
-#[derive(Clone, Default)]
-struct Counter(Arc<AtomicUsize>);
-
-impl Handler for Counter {
-    fn run<'a>(
-        &'a self,
-        _job: &'a ClaimedJob,
-        _tx: &'a mut PgConnection,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_running_worker_prunes_succeeded_jobs() {
     let t = TestDb::new().await;
@@ -142,12 +121,12 @@ async fn a_running_worker_prunes_succeeded_jobs() {
         prune_interval: Duration::from_millis(50),
         ..fast_config()
     };
-    let runs = Counter::default();
+    let probe = Probe::default();
     // Started before the job exists, so a later round than the first prunes it.
-    let worker = start(&t.db, cfg, Handlers::default().with("probe", runs.clone()));
+    let worker = start(&t.db, cfg, Handlers::default().with("probe", probe.clone()));
     enqueue(&t, tenant, None).await.unwrap();
     eventually(Duration::from_secs(5), || async {
-        runs.0.load(Ordering::SeqCst) == 1 && remaining(&t).await.is_empty()
+        probe.runs.lock().unwrap().len() == 1 && remaining(&t).await.is_empty()
     })
     .await;
     worker.stop().await;

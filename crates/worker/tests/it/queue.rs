@@ -1,35 +1,11 @@
-use crate::common::{enqueue, eventually, fast_config, job_count, start, tenant};
-use sqlx::PgConnection;
+use crate::common::{Probe, enqueue, eventually, fast_config, job_count, start, tenant};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tally_store::TenantId;
-use tally_store::jobs::{self, ClaimedJob};
+use tally_store::jobs;
 use tally_store::testing::TestDb;
-use tally_worker::queue::BoxFuture;
-use tally_worker::{Handler, Handlers};
-
-/// Records when it ran; fails while `failing` is set.
-#[derive(Clone, Default)]
-struct Probe {
-    runs: Arc<Mutex<Vec<Instant>>>,
-    failing: Arc<AtomicBool>,
-}
-
-impl Handler for Probe {
-    fn run<'a>(
-        &'a self,
-        _job: &'a ClaimedJob,
-        _tx: &'a mut PgConnection,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            self.runs.lock().unwrap().push(Instant::now());
-            anyhow::ensure!(!self.failing.load(Ordering::SeqCst), "probe told to fail");
-            Ok(())
-        })
-    }
-}
+use tally_worker::Handlers;
 
 #[tokio::test]
 async fn pending_jobs_coalesce_by_dedupe_key() {
