@@ -106,18 +106,15 @@ async fn schedule(
     correlation_id: &str,
 ) -> anyhow::Result<RecomputeJob> {
     anyhow::ensure!(db.tenant_exists(tenant).await?, "no tenant {tenant}");
-    let mut tx = db.tenant_tx(tenant).await?;
-    let job = recompute::schedule_recompute(
-        &mut tx,
-        tenant,
-        from,
-        to,
-        tally_attribution::MODEL_VERSION,
-        correlation_id,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(job)
+    Ok(db
+        .schedule_recompute(
+            tenant,
+            from,
+            to,
+            tally_attribution::MODEL_VERSION,
+            correlation_id,
+        )
+        .await?)
 }
 
 #[derive(Debug, Subcommand)]

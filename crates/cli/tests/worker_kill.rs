@@ -49,9 +49,7 @@ fn day() -> DateTime<Utc> {
 }
 
 async fn schedule(t: &TestDb, tenant: TenantId) -> RecomputeJob {
-    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
-    let job = recompute::schedule_recompute(
-        &mut tx,
+    t.db.schedule_recompute(
         tenant,
         day(),
         day() + TimeDelta::days(1),
@@ -59,9 +57,7 @@ async fn schedule(t: &TestDb, tenant: TenantId) -> RecomputeJob {
         "corr-kill",
     )
     .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    job
+    .unwrap()
 }
 
 async fn wait_succeeded(t: &TestDb, tenant: TenantId, job: &RecomputeJob, runs: i32) {

@@ -6,6 +6,7 @@
 //! (the identity row's id is the job's dedupe key). Every function here takes a connection whose
 //! transaction already acts for the tenant ([`crate::Database::tenant_tx`]).
 
+use crate::db::Database;
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use crate::jobs;
@@ -48,29 +49,34 @@ pub struct RecomputePayload {
 const JOB_COLUMNS: &str = "id, window_start, window_end, model_version, status, run_count, \
                            last_correlation_id, last_error, conversions, updated_at";
 
-/// Schedules a recompute of `[window_start, window_end)`.
-pub async fn schedule_recompute(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    window_start: DateTime<Utc>,
-    window_end: DateTime<Utc>,
-    model_version: &str,
-    correlation_id: &str,
-) -> Result<RecomputeJob, StoreError> {
-    if window_start >= window_end {
-        return Err(StoreError::Invalid(
-            "the window must start before it ends".into(),
-        ));
+impl Database {
+    /// Schedules a recompute of `[window_start, window_end)` in a transaction of its own: every
+    /// caller (the API, the CLI, tests) asks for exactly this one write.
+    pub async fn schedule_recompute(
+        &self,
+        tenant: TenantId,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        model_version: &str,
+        correlation_id: &str,
+    ) -> Result<RecomputeJob, StoreError> {
+        if window_start >= window_end {
+            return Err(StoreError::Invalid(
+                "the window must start before it ends".into(),
+            ));
+        }
+        let mut tx = self.tenant_tx(tenant).await?;
+        let mut jobs = schedule_windows(
+            &mut tx,
+            tenant,
+            &[(window_start, window_end)],
+            model_version,
+            correlation_id,
+        )
+        .await?;
+        tx.commit().await?;
+        jobs.pop().ok_or(StoreError::NotFound)
     }
-    let mut jobs = schedule_windows(
-        conn,
-        tenant,
-        &[(window_start, window_end)],
-        model_version,
-        correlation_id,
-    )
-    .await?;
-    jobs.pop().ok_or(StoreError::NotFound)
 }
 
 /// Schedules the tenant-day windows that events at `occurred` can change (the rules are in

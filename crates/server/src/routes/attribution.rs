@@ -67,17 +67,16 @@ async fn request_recompute(
 ) -> Result<(StatusCode, Json<RecomputeJob>), ApiError> {
     caller.require(Scope::Admin)?;
     window_error(body.from, body.to)?;
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
-    let job = recompute::schedule_recompute(
-        &mut tx,
-        caller.tenant_id,
-        body.from,
-        body.to,
-        MODEL_VERSION,
-        &context::current().correlation_id,
-    )
-    .await?;
-    tx.commit().await.map_err(tally_store::StoreError::from)?;
+    let job = state
+        .db
+        .schedule_recompute(
+            caller.tenant_id,
+            body.from,
+            body.to,
+            MODEL_VERSION,
+            &context::current().correlation_id,
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

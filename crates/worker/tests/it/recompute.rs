@@ -16,9 +16,7 @@ fn day() -> DateTime<Utc> {
 }
 
 async fn schedule(t: &TestDb, tenant: TenantId) -> RecomputeJob {
-    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
-    let job = recompute::schedule_recompute(
-        &mut tx,
+    t.db.schedule_recompute(
         tenant,
         day(),
         day() + TimeDelta::days(1),
@@ -26,9 +24,7 @@ async fn schedule(t: &TestDb, tenant: TenantId) -> RecomputeJob {
         "corr-recompute",
     )
     .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    job
+    .unwrap()
 }
 
 async fn wait_for_run(t: &TestDb, tenant: TenantId, job: &RecomputeJob, runs: i32) {
@@ -122,10 +118,10 @@ async fn recompute_is_idempotent_and_every_conversion_adds_up() {
 async fn a_window_must_start_before_it_ends() {
     let t = TestDb::new().await;
     let tenant = tenant(&t).await;
-    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
-    let err = recompute::schedule_recompute(&mut tx, tenant, day(), day(), MODEL_VERSION, "c")
-        .await
-        .unwrap_err();
+    let err =
+        t.db.schedule_recompute(tenant, day(), day(), MODEL_VERSION, "c")
+            .await
+            .unwrap_err();
     assert!(matches!(err, tally_store::StoreError::Invalid(_)), "{err}");
 }
 
