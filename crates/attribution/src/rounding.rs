@@ -41,6 +41,21 @@ pub fn largest_remainder(total_cents: i64, weights: &[f64]) -> Result<Vec<i64>, 
     Ok(out)
 }
 
+/// Re-splits `total_cents` in the proportions of an existing integer split (`shares`, e.g. one
+/// conversion's allocated cents per channel): how an order's verified net is spread over the
+/// channels that earned its tracked revenue. Integer shares are used exactly, without
+/// quantising. `None` when no share is positive (a zero-revenue conversion: the caller falls back
+/// to the model's weights through [`largest_remainder`]).
+pub fn resplit(total_cents: i64, shares: &[i64]) -> Option<Vec<i64>> {
+    if shares.iter().all(|&s| s <= 0) {
+        return None;
+    }
+    let shares: Vec<u64> = shares.iter().map(|&s| s.max(0).unsigned_abs()).collect();
+    let mut out = vec![0; shares.len()];
+    Apportioner::default().apportion(total_cents, &shares, &mut out);
+    Some(out)
+}
+
 /// `weight` as integer shares, the largest weight `max` being [`SHARE_SCALE`].
 pub(crate) fn quantize(weight: f64, max: f64) -> u64 {
     // The cast saturates and `weight <= max`, so the result is in 0..=SHARE_SCALE.
@@ -112,6 +127,27 @@ fn signed(magnitude: u64, total: i64) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn resplit_follows_the_integer_split_exactly() {
+        // A 59.99 sale split 3000/2999 whose verified net is 40.00 after a partial refund.
+        assert_eq!(resplit(4000, &[3000, 2999]), Some(vec![2000, 2000]));
+        assert_eq!(resplit(-5999, &[3000, 2999]), Some(vec![-3000, -2999]));
+        assert_eq!(resplit(7, &[0, 0]), None);
+        assert_eq!(
+            resplit(i64::MIN, &[1, 1]),
+            Some(vec![i64::MIN / 2, i64::MIN / 2])
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn resplit_adds_up(total in any::<i64>(), shares in proptest::collection::vec(0i64..=i64::MAX, 1..9)) {
+            if let Some(parts) = resplit(total, &shares) {
+                prop_assert_eq!(parts.iter().map(|&p| i128::from(p)).sum::<i128>(), i128::from(total));
+            }
+        }
+    }
 
     #[test]
     fn splits_with_ties_to_the_earlier_weight() {

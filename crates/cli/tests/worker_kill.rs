@@ -112,7 +112,7 @@ async fn a_worker_killed_mid_job_leaves_the_same_result_as_a_clean_run() {
     let after_crash = allocations(&t, tenant).await;
     assert!(!after_crash.is_empty());
     let (attempts, failed): (i32, i64) = sqlx::query_as(
-        "SELECT (SELECT attempts FROM jobs WHERE status = 'succeeded'),
+        "SELECT (SELECT attempts FROM jobs WHERE status = 'succeeded' AND kind = 'attribution.recompute'),
                 (SELECT count(*) FROM worker_failed_jobs)",
     )
     .fetch_one(t.db.operator_pool())

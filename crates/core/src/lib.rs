@@ -6,9 +6,11 @@
 //!   has a trigger with the same key list as the second layer).
 //! - [`channel`]: marketing channel normalisation from UTM tags, click ids and referrers.
 //! - [`event`]: the tracking event contract, its validation and its canonical hash.
+//! - [`reconcile`]: one order's tracked side against its paid side, and run totals per currency.
 
 pub mod channel;
 pub mod event;
 pub mod money;
 pub mod pii;
 mod pointer;
+pub mod reconcile;

@@ -6,6 +6,7 @@
 //! - [`error`]: every failure as RFC 7807 `application/problem+json`.
 //! - [`auth`]: API keys (`Bearer tk_...` or `X-API-Key`) and the operator token.
 //! - [`routes`]: one module per resource, each exposing its own router.
+//! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
 //! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
 
 pub mod app;
@@ -15,6 +16,8 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod metrics;
+pub mod money;
+pub mod range;
 pub mod routes;
 pub mod state;
 

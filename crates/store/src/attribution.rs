@@ -1,49 +1,12 @@
-//! Reading attribution results: revenue per channel from the rollups, and one conversion's
-//! journey with its split under each model. Connections act for the tenant.
+//! Reading attribution results: one conversion's journey with its split under each model
+//! (revenue per channel is read from the rollups, [`crate::rollups`]). Connections act for the
+//! tenant.
 
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// One (model, channel, currency) total.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ChannelTotal {
-    pub model: String,
-    pub channel_code: String,
-    pub currency: String,
-    /// Fractional: each conversion's credit is split like its revenue.
-    pub conversions: f64,
-    pub claimed_cents: i64,
-    pub verified_cents: i64,
-}
-
-/// Totals over the rollup hours in `[from, to)`, for one model or all, ordered by channel,
-/// currency and model.
-pub async fn channel_totals(
-    conn: &mut PgConnection,
-    model_version: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    model: Option<&str>,
-) -> Result<Vec<ChannelTotal>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT model, channel_code, currency::text AS currency, sum(conversions) AS conversions,
-                sum(claimed_cents)::bigint AS claimed_cents, sum(verified_cents)::bigint AS verified_cents
-         FROM revenue_rollups
-         WHERE model_version = $1 AND bucket_hour >= $2 AND bucket_hour < $3
-           AND ($4::text IS NULL OR model = $4)
-         GROUP BY model, channel_code, currency
-         ORDER BY channel_code, currency, model",
-    )
-    .bind(model_version)
-    .bind(from)
-    .bind(to)
-    .bind(model)
-    .fetch_all(conn)
-    .await?)
-}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ConversionEvent {

@@ -83,22 +83,14 @@ pub struct NewAdjustment {
     pub correlation_id: String,
 }
 
-/// An order's verified money: every posting, and the net per currency.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct OrderLedger {
-    pub order_id: String,
-    pub postings: Vec<LedgerEntry>,
-    /// Sum of the postings per currency, in minor units (currencies are never mixed).
-    pub net: Vec<CurrencyTotal>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CurrencyTotal {
     pub currency: String,
     pub amount_cents: i64,
 }
 
-const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
+pub(crate) const COLUMNS: &str =
+    "id, source, external_id, entry_type, amount_cents, currency, order_id,
     occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id";
 
 /// Inserts webhook postings, skipping facts already in the ledger; returns how many were new.
@@ -135,7 +127,7 @@ pub(crate) async fn insert_postings(
     Ok(new)
 }
 
-fn net_per_currency(postings: &[LedgerEntry]) -> Vec<CurrencyTotal> {
+pub(crate) fn net_per_currency(postings: &[LedgerEntry]) -> Vec<CurrencyTotal> {
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     for p in postings {
         *totals.entry(&p.currency).or_default() += p.amount_cents;
@@ -258,30 +250,5 @@ impl Database {
             .ok_or_else(|| StoreError::Conflict("this posting has already been reversed".into()))?;
         tx.commit().await?;
         Ok(entry)
-    }
-
-    /// Every posting of one order, oldest first, with its net per currency; `NotFound` when the
-    /// ledger knows nothing of the order.
-    pub async fn order_ledger(
-        &self,
-        tenant: TenantId,
-        order_id: &str,
-    ) -> Result<OrderLedger, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let postings: Vec<LedgerEntry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM revenue_ledger WHERE order_id = $1 ORDER BY occurred_at, id"
-        )))
-        .bind(order_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if postings.is_empty() {
-            return Err(StoreError::NotFound);
-        }
-        Ok(OrderLedger {
-            order_id: order_id.to_string(),
-            net: net_per_currency(&postings),
-            postings,
-        })
     }
 }

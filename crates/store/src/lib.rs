@@ -7,6 +7,8 @@
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
+//! - [`reconciliation`]: reconciliation runs (tracked against paid, per order) and their items.
+//! - [`rollups`]: the read side's hour and day summaries; [`live`]: realtime totals.
 //! - `testing` (feature): one throwaway cluster per test binary, a fresh database per test.
 //!
 //! The database is the second line of defence for every invariant: row-level security keeps
@@ -25,7 +27,10 @@ pub mod ids;
 pub mod jobs;
 mod keyset;
 pub mod ledger;
+pub mod live;
 pub mod recompute;
+pub mod reconciliation;
+pub mod rollups;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;

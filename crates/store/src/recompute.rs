@@ -343,9 +343,9 @@ pub struct WindowResult<'a> {
     pub conversions: usize,
 }
 
-/// Replaces the window's allocations and the rollups of the hours it overlaps, and records the run;
-/// all in the caller's (job's) transaction, after [`lock_tenant`], so readers see the old result
-/// or the new, never a mix.
+/// Replaces the window's allocations and records the run, in the caller's (job's) transaction,
+/// after [`lock_tenant`]; the job then reconciles the window and rebuilds its rollups in the same
+/// transaction, so readers see the old result or the new, never a mix.
 pub async fn replace_window(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -365,7 +365,6 @@ pub async fn replace_window(
     for chunk in result.allocations.chunks(INSERT_CHUNK) {
         insert_allocations(conn, tenant, &job.model_version, chunk).await?;
     }
-    rebuild_rollups(conn, tenant, job).await?;
     let pending = jobs::pending_exists(conn, RECOMPUTE_KIND, &job.id.to_string()).await?;
     sqlx::query(
         "UPDATE attribution_recompute_jobs
@@ -415,68 +414,21 @@ async fn insert_allocations(
     Ok(())
 }
 
-/// Rebuilds the rollups of every UTC hour the window touches from the allocations now stored
-/// (including a neighbouring window's in a shared edge hour). `verified_cents` stays 0 here: the
-/// ledger side fills it in when it reconciles orders.
-async fn rebuild_rollups(
+/// Whether a recompute of a window overlapping `[from, to)` is queued or running (its new
+/// conversions are not in the stored figures yet).
+pub async fn pending_overlapping(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    job: &RecomputeJob,
-) -> Result<(), StoreError> {
-    let (from, to) = hour_span(job.window_start, job.window_end);
-    sqlx::query(
-        "DELETE FROM revenue_rollups WHERE tenant_id = $1 AND model_version = $2
-         AND bucket_hour >= $3 AND bucket_hour < $4",
+    model_version: &str,
+    span: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM attribution_recompute_jobs
+                        WHERE model_version = $1 AND status IN ('pending', 'running')
+                          AND window_start < $3 AND window_end > $2)",
     )
-    .bind(tenant)
-    .bind(&job.model_version)
-    .bind(from)
-    .bind(to)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO revenue_rollups (tenant_id, bucket_hour, model, model_version, channel_code,
-             currency, conversions, claimed_cents)
-         SELECT tenant_id, date_trunc('hour', occurred_at, 'UTC'), model, model_version, channel_code,
-                currency, sum(weight), sum(allocated_cents)
-         FROM attribution_allocations
-         WHERE tenant_id = $1 AND model_version = $2 AND occurred_at >= $3 AND occurred_at < $4
-         GROUP BY 1, 2, 3, 4, 5, 6",
-    )
-    .bind(tenant)
-    .bind(&job.model_version)
-    .bind(from)
-    .bind(to)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The whole UTC hours that cover `[start, end)`.
-fn hour_span(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    const HOUR: i64 = 3600;
-    let floor = |t: DateTime<Utc>| t.timestamp().div_euclid(HOUR) * HOUR;
-    let from = floor(start);
-    let last = floor(end - TimeDelta::microseconds(1));
-    let at = |secs| DateTime::from_timestamp(secs, 0).expect("an hour of a valid instant");
-    (at(from), at(last + HOUR))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hour_span;
-    use chrono::DateTime;
-
-    #[test]
-    fn hour_span_covers_unaligned_windows() {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
-        assert_eq!(
-            hour_span(at("2026-01-01T18:30:00Z"), at("2026-01-02T18:30:00Z")),
-            (at("2026-01-01T18:00:00Z"), at("2026-01-02T19:00:00Z"))
-        );
-        assert_eq!(
-            hour_span(at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")),
-            (at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"))
-        );
-    }
+    .bind(model_version)
+    .bind(span.0)
+    .bind(span.1)
+    .fetch_one(conn)
+    .await?)
 }

@@ -5,7 +5,10 @@
 //!   retries with exponential backoff and jitter, dead-letters after `max_attempts`, wakes on
 //!   `LISTEN tally_jobs` and polls as a fallback.
 //! - [`recompute`]: the attribution recompute job: load a window, run the eight models, replace
-//!   the window's allocations and rollups.
+//!   the window's allocations, then reconcile it.
+//! - [`reconcile`]: the reconciliation job: tracked against paid per order, verified shares of
+//!   the allocations, the window's rollups.
+//! - [`upkeep`]: folding realtime deltas and scheduling nightly reconciliations.
 //!
 //! - [`bench`](mod@bench): a generated day of events, for the recompute benchmark and tests.
 //!
@@ -14,5 +17,7 @@
 pub mod bench;
 pub mod queue;
 pub mod recompute;
+pub mod reconcile;
+pub mod upkeep;
 
 pub use queue::{Handler, Handlers, Worker, WorkerConfig};

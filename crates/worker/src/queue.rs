@@ -52,10 +52,15 @@ pub struct Handlers(HashMap<String, Arc<dyn Handler>>);
 impl Handlers {
     /// Every kind Tally enqueues.
     pub fn standard() -> Self {
-        Self::default().with(
-            tally_store::recompute::RECOMPUTE_KIND,
-            crate::recompute::Recompute,
-        )
+        Self::default()
+            .with(
+                tally_store::recompute::RECOMPUTE_KIND,
+                crate::recompute::Recompute,
+            )
+            .with(
+                tally_store::reconciliation::RECONCILE_KIND,
+                crate::reconcile::Reconcile,
+            )
     }
 
     pub fn with(mut self, kind: &str, handler: impl Handler) -> Self {
@@ -137,6 +142,16 @@ impl Worker {
             self.cfg.prune_interval,
             shutdown.clone(),
         ));
+        let folder = tokio::spawn(crate::upkeep::fold_live(
+            self.db.clone(),
+            crate::upkeep::FOLD_INTERVAL,
+            shutdown.clone(),
+        ));
+        let nightly = tokio::spawn(crate::upkeep::nightly(
+            self.db.clone(),
+            crate::upkeep::NIGHTLY_INTERVAL,
+            shutdown.clone(),
+        ));
         let slots: Vec<_> = (0..self.cfg.concurrency.max(1))
             .map(|_| tokio::spawn(self.clone().slot(wake.clone(), shutdown.clone())))
             .collect();
@@ -145,6 +160,8 @@ impl Worker {
         }
         listener.abort();
         pruner.abort();
+        folder.abort();
+        nightly.abort();
         tracing::info!("workers stopped");
     }
 

@@ -13,6 +13,7 @@ use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
     self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
 };
+use tally_store::reconciliation;
 use uuid::Uuid;
 
 /// Test hook for the crash test: pause this long after writing, before committing, so a test can
@@ -89,6 +90,11 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // The window's verified shares and rollups follow its new allocations in this transaction.
+    let window_span = (window.window_start, window.window_end);
+    let run = reconciliation::start_inline_run(tx, job.tenant_id, window_span, &job.correlation_id)
+        .await?;
+    crate::reconcile::reconcile_window(tx, job.tenant_id, run, window_span).await?;
     if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
         tracing::warn!(ms, "{PAUSE_ENV} set: pausing before commit");
         tokio::time::sleep(Duration::from_millis(ms)).await;

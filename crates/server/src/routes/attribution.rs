@@ -6,14 +6,16 @@ use crate::auth::Caller;
 use crate::context;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
+use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_attribution::{MODEL_VERSION, Model};
-use tally_store::attribution::{self as queries, ChannelTotal, JourneyTouch};
+use tally_store::attribution::{self as queries, JourneyTouch};
 use tally_store::recompute::{self, RecomputeJob};
+use tally_store::rollups::{self, ChannelTotal, UnattributedTotal};
 use tally_store::tenants::Scope;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -98,12 +100,14 @@ async fn recompute_status(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChannelsQuery {
-    /// Start (inclusive); revenue is bucketed by UTC hour, so use whole hours.
-    pub from: DateTime<Utc>,
-    /// End (exclusive).
-    pub to: DateTime<Utc>,
+    /// Start (inclusive): an RFC 3339 instant on an hour of the tenant's time zone, or a date
+    /// (local midnight). Unaligned bounds are refused with the granularity, never rounded.
+    pub from: String,
+    /// End (exclusive), like `from`.
+    pub to: String,
     /// One model (`first_touch`, ..., `shapley`); all eight side by side when absent.
     pub model: Option<String>,
 }
@@ -113,34 +117,55 @@ pub struct ModelTotals {
     pub model: String,
     /// Credited conversions (fractional: a conversion is split like its revenue).
     pub conversions: f64,
-    /// Attributed tracked revenue, minor units.
+    /// Attributed tracked revenue (claimed), minor units.
+    pub claimed_cents: i64,
+    /// The same as `claimed_cents` (its earlier name).
     pub revenue_cents: i64,
-    /// The ledger-verified share (0 until reconciliation fills it in).
+    /// The same allocation shares applied to each order's net verified amount, minor units.
     pub verified_cents: i64,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ChannelRevenue {
+    /// A channel code, or `unattributed` for paid orders that tracking never reported (their
+    /// money is verified and claimed by no channel, under every model).
     pub channel_code: String,
     pub currency: String,
-    /// One entry per model, in the dashboard's model order.
+    /// One entry per model (every model, 0 included), in the dashboard's model order.
     pub models: Vec<ModelTotals>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ChannelReport {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub model_version: String,
-    pub channels: Vec<ChannelRevenue>,
+pub struct ModelFreshness {
+    pub model: String,
+    /// When the newest figures of this model in the window were computed (null: none yet).
+    pub computed_at: Option<DateTime<Utc>>,
+    /// A recompute of a window overlapping this one is queued or running: new conversions are
+    /// not in these figures yet.
+    pub recompute_pending: bool,
 }
 
-/// Revenue and conversions per channel over `[from, to)` (scope `read`).
+#[derive(Serialize, ToSchema)]
+pub struct ChannelReport {
+    /// The effective window (dates resolved in `time_zone`).
+    pub window: Window,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub time_zone: String,
+    pub model_version: String,
+    pub channels: Vec<ChannelRevenue>,
+    /// Paid-not-tracked money per currency (also the `unattributed` line of `channels`).
+    pub unattributed: Vec<UnattributedTotal>,
+    pub models: Vec<ModelFreshness>,
+}
+
+/// Revenue, conversions, claimed and verified per channel over `[from, to)` (scope `read`).
 #[utoipa::path(get, path = "/v1/attribution/channels", tag = "attribution",
     security(("api_key" = [])), params(ChannelsQuery), responses(
         (status = 200, body = ChannelReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")
     ))]
 async fn channels(
@@ -149,38 +174,68 @@ async fn channels(
     Query(q): Query<ChannelsQuery>,
 ) -> Result<Json<ChannelReport>, ApiError> {
     caller.require(Scope::Read)?;
-    window_error(q.from, q.to)?;
-    let model = q
-        .model
-        .as_deref()
-        .map(|m| {
-            m.parse::<Model>().map_err(|e| {
-                ApiError::unprocessable(
-                    "unknown model",
-                    vec![FieldError {
-                        pointer: "/model".into(),
-                        code: "invalid_value".into(),
-                        message: e.to_string(),
-                    }],
-                )
-            })
-        })
-        .transpose()?;
+    let model = crate::routes::revenue::parse_model(q.model.as_deref())?;
+    let models: Vec<Model> = model.map_or(Model::ALL.to_vec(), |m| vec![m]);
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
-    let totals =
-        queries::channel_totals(&mut tx, MODEL_VERSION, q.from, q.to, model.map(Model::code))
-            .await?;
+    let tz = rollups::reader_settings(&mut tx).await?.time_zone;
+    let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
+    let span = (window.from, window.to);
+    let totals = rollups::channel_totals(
+        &mut tx,
+        caller.tenant_id,
+        MODEL_VERSION,
+        span,
+        &tz,
+        model.map(Model::code),
+    )
+    .await?;
+    let unattributed = rollups::unattributed_totals(&mut tx, caller.tenant_id, span, &tz).await?;
+    let pending = recompute::pending_overlapping(&mut tx, MODEL_VERSION, span).await?;
+    tx.commit().await?;
+    let freshness = models
+        .iter()
+        .map(|m| ModelFreshness {
+            model: m.code().into(),
+            computed_at: totals
+                .iter()
+                .filter(|t| t.model == m.code())
+                .map(|t| t.computed_at)
+                .max(),
+            recompute_pending: pending,
+        })
+        .collect();
+    let mut channels = side_by_side(totals, &models);
+    channels.extend(unattributed.iter().map(|u| {
+        ChannelRevenue {
+            channel_code: "unattributed".into(),
+            currency: u.currency.clone(),
+            models: models
+                .iter()
+                .map(|m| ModelTotals {
+                    model: m.code().into(),
+                    conversions: 0.0,
+                    claimed_cents: 0,
+                    revenue_cents: 0,
+                    verified_cents: u.verified_cents,
+                })
+                .collect(),
+        }
+    }));
     Ok(Json(ChannelReport {
-        from: q.from,
-        to: q.to,
+        window,
+        from: window.from,
+        to: window.to,
+        time_zone: tz,
         model_version: MODEL_VERSION.into(),
-        channels: side_by_side(totals),
+        channels,
+        unattributed,
+        models: freshness,
     }))
 }
 
-/// Rows come ordered by channel and currency; each group becomes one entry, models in
-/// [`Model::ALL`] order.
-fn side_by_side(totals: Vec<ChannelTotal>) -> Vec<ChannelRevenue> {
+/// Rows come ordered by channel and currency; each group becomes one entry listing every model
+/// in `models` (0 where the channel had nothing under it), in [`Model::ALL`] order.
+fn side_by_side(totals: Vec<ChannelTotal>, models: &[Model]) -> Vec<ChannelRevenue> {
     let mut out: Vec<ChannelRevenue> = Vec::new();
     for t in totals {
         let same = out
@@ -190,19 +245,25 @@ fn side_by_side(totals: Vec<ChannelTotal>) -> Vec<ChannelRevenue> {
             out.push(ChannelRevenue {
                 channel_code: t.channel_code.clone(),
                 currency: t.currency.clone(),
-                models: Vec::new(),
+                models: models
+                    .iter()
+                    .map(|m| ModelTotals {
+                        model: m.code().into(),
+                        conversions: 0.0,
+                        claimed_cents: 0,
+                        revenue_cents: 0,
+                        verified_cents: 0,
+                    })
+                    .collect(),
             });
         }
         let entry = out.last_mut().expect("pushed above");
-        entry.models.push(ModelTotals {
-            model: t.model,
-            conversions: t.conversions,
-            revenue_cents: t.claimed_cents,
-            verified_cents: t.verified_cents,
-        });
-    }
-    for c in &mut out {
-        c.models.sort_by_key(|m| model_rank(&m.model));
+        if let Some(m) = entry.models.iter_mut().find(|m| m.model == t.model) {
+            m.conversions = t.conversions;
+            m.claimed_cents = t.claimed_cents;
+            m.revenue_cents = t.claimed_cents;
+            m.verified_cents = t.verified_cents;
+        }
     }
     out
 }

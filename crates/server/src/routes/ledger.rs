@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tally_store::cursor::Page;
-use tally_store::ledger::{LedgerEntry, LedgerFilter, NewAdjustment, OrderLedger};
+use tally_store::ledger::{LedgerEntry, LedgerFilter, NewAdjustment};
+use tally_store::reconciliation::OrderView;
 use tally_store::tenants::Scope;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -95,10 +96,11 @@ async fn add_adjustment(
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
-/// An order's postings and its net verified amount per currency (scope `read`).
+/// An order's both sides (scope `read`): the conversion events that tracked it, its postings,
+/// the net per currency, and its reconciliation status now. 404 only when neither side knows it.
 #[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "ledger", security(("api_key" = [])),
     params(("order_id" = String, Path, description = "the merchant's order id")), responses(
-        (status = 200, body = OrderLedger),
+        (status = 200, body = OrderView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")
@@ -107,9 +109,9 @@ async fn order_ledger(
     State(state): State<AppState>,
     caller: Caller,
     Path(order_id): Path<String>,
-) -> Result<Json<OrderLedger>, ApiError> {
+) -> Result<Json<OrderView>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(
-        state.db.order_ledger(caller.tenant_id, &order_id).await?,
+        state.db.order_view(caller.tenant_id, &order_id).await?,
     ))
 }

@@ -10,6 +10,8 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
+pub mod reconciliation;
+pub mod revenue;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -29,4 +31,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(attribution::router())
         .merge(jobs::router())
+        .merge(reconciliation::router())
+        .merge(revenue::router())
 }

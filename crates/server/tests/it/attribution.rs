@@ -1,41 +1,11 @@
-use crate::common::{TestServer, assert_problem};
+use crate::common::{TestServer, assert_problem, tenant, until, workers};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-use tally_store::TenantId;
+use serde_json::json;
 use tally_store::jobs::{self, NewJob};
 use tally_worker::bench::{generate_day, insert_events};
-use tally_worker::{Handlers, Worker, WorkerConfig};
-use tokio::sync::watch;
 
 const FROM: &str = "2026-03-10T00:00:00Z";
 const TO: &str = "2026-03-11T00:00:00Z";
-
-fn workers(s: &TestServer) -> watch::Sender<bool> {
-    let (stop, rx) = watch::channel(false);
-    let cfg = WorkerConfig {
-        poll_interval: Duration::from_millis(100),
-        ..WorkerConfig::default()
-    };
-    tokio::spawn(Worker::new(s.t.db.clone(), cfg, Handlers::standard()).run(rx));
-    stop
-}
-
-fn tenant(s: &TestServer) -> TenantId {
-    s.tenant_id.parse().unwrap()
-}
-
-async fn until(s: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let body = s.get(path, StatusCode::OK).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path}: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn recompute_then_read_channels_and_a_conversion() {
@@ -125,10 +95,15 @@ async fn bad_windows_and_models_are_refused() {
     let body = s
         .get(
             &format!("/v1/attribution/channels?from={FROM}&to={TO}&model=magic"),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_problem(&body, 422, "validation_failed");
+    // An unknown enum value in a query is a 400 that lists the valid values.
+    assert_problem(&body, 400, "bad_request");
+    assert!(
+        body["detail"].as_str().unwrap().contains("shapley"),
+        "{body}"
+    );
     s.get(
         &format!("/v1/attribution/jobs/{}", uuid::Uuid::now_v7()),
         StatusCode::NOT_FOUND,

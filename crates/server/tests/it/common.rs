@@ -3,8 +3,12 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 use tally_server::{AppState, ServerConfig};
+use tally_store::TenantId;
 use tally_store::testing::TestDb;
+use tally_worker::{Handlers, Worker, WorkerConfig};
+use tokio::sync::watch;
 
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
@@ -94,6 +98,35 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Workers (recompute, reconciliation, realtime folding) on the test's database, polling fast;
+/// they stop when the returned sender is dropped.
+pub fn workers(s: &TestServer) -> watch::Sender<bool> {
+    let (stop, rx) = watch::channel(false);
+    let cfg = WorkerConfig {
+        poll_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    tokio::spawn(Worker::new(s.t.db.clone(), cfg, Handlers::standard()).run(rx));
+    stop
+}
+
+pub fn tenant(s: &TestServer) -> TenantId {
+    s.tenant_id.parse().unwrap()
+}
+
+/// GETs `path` until `done` holds (30 s at most) and returns that body.
+pub async fn until(s: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = s.get(path, StatusCode::OK).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -16,7 +16,6 @@ pub async fn as_role(t: &TestDb, role: &str) -> PgConnection {
 pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
     let event = Uuid::now_v7();
     let endpoint = Uuid::now_v7();
-    let run = Uuid::now_v7();
     let sql = format!(
         r#"
         BEGIN;
@@ -43,14 +42,20 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', '{event}', 'linear', 'v1', 'direct', 1999, 1, 'USD', now());
         INSERT INTO attribution_recompute_jobs (tenant_id, id, window_start, window_end, model_version, status)
             VALUES ('{tenant}', tally_uuid_v7(), now() - interval '1 day', now(), 'v1', 'pending');
-        INSERT INTO jobs (tenant_id, id, kind, correlation_id) VALUES ('{tenant}', tally_uuid_v7(), 'noop', 'corr');
         INSERT INTO worker_failed_jobs (tenant_id, id, job_id, kind, payload, attempts, error, correlation_id)
             VALUES ('{tenant}', tally_uuid_v7(), tally_uuid_v7(), 'noop', '{{}}', 3, 'boom', 'corr');
-        INSERT INTO reconciliation_runs (tenant_id, id, window_start, window_end, status, correlation_id)
-            VALUES ('{tenant}', '{run}', now() - interval '1 day', now(), 'succeeded', 'corr');
-        INSERT INTO reconciliation_items (tenant_id, run_id, order_id, outcome) VALUES ('{tenant}', '{run}', 'o1', 'matched');
-        INSERT INTO revenue_rollups (tenant_id, bucket_hour, model, model_version, channel_code, currency, claimed_cents)
-            VALUES ('{tenant}', date_trunc('hour', now()), 'linear', 'v1', 'direct', 'USD', 1999);
+        -- The ledger row above scheduled a reconciliation run (and its job) and a live delta.
+        INSERT INTO reconciliation_items (tenant_id, run_id, order_id, status, conversion_id, verified_cents,
+                paid_cents, reversed_cents, postings)
+            SELECT '{tenant}', id, 'o1', 'matched', '{event}', 1999, 1999, 0, 1 FROM reconciliation_runs;
+        INSERT INTO verified_allocations (tenant_id, conversion_id, model, model_version, channel_code, verified_cents, occurred_at)
+            VALUES ('{tenant}', '{event}', 'linear', 'v1', 'direct', 1999, now());
+        INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone, model, channel_code, currency, claimed_cents)
+            VALUES ('{tenant}', 'v1', 'hour', date_trunc('hour', now()), 'UTC', 'linear', 'direct', 'USD', 1999);
+        INSERT INTO unattributed_rollups (tenant_id, grain, bucket_start, time_zone, currency, orders, verified_cents)
+            VALUES ('{tenant}', 'hour', date_trunc('hour', now()), 'UTC', 'USD', 1, 500);
+        INSERT INTO live_totals (tenant_id, stream, bucket_start, currency, events, cents, last_at)
+            VALUES ('{tenant}', 'tracked', tally_quarter_hour(now()), 'USD', 1, 1999, now());
         COMMIT;
         "#
     );

@@ -48,8 +48,8 @@ async fn snapshot(conn: &mut PgConnection) -> (AllocationSnapshot, RollupSnapsho
     .await
     .unwrap();
     let rollups = sqlx::query_as(
-        "SELECT bucket_hour, model, channel_code, conversions, claimed_cents FROM revenue_rollups
-         ORDER BY bucket_hour, model, channel_code",
+        "SELECT bucket_start, model, channel_code, conversions, claimed_cents FROM revenue_rollups
+         WHERE grain = 'hour' ORDER BY bucket_start, model, channel_code",
     )
     .fetch_all(&mut *conn)
     .await
@@ -96,7 +96,8 @@ async fn recompute_is_idempotent_and_every_conversion_adds_up() {
     assert_eq!((groups, wrong), (conversions * 8, 0));
     // And the rollups carry each model's full revenue.
     let per_model: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT model, sum(claimed_cents)::bigint FROM revenue_rollups GROUP BY 1 ORDER BY 1",
+        "SELECT model, sum(claimed_cents)::bigint FROM revenue_rollups WHERE grain = 'hour'
+         GROUP BY 1 ORDER BY 1",
     )
     .fetch_all(&mut *tx)
     .await
@@ -107,6 +108,15 @@ async fn recompute_is_idempotent_and_every_conversion_adds_up() {
         per_model.iter().all(|(_, cents)| *cents == revenue),
         "{per_model:?}"
     );
+    // The day rows (the window is one UTC day) hold the same totals as its hours.
+    let days: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT model, sum(claimed_cents)::bigint FROM revenue_rollups WHERE grain = 'day'
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(days, per_model);
     let done = recompute::get_recompute(&mut tx, job.id).await.unwrap();
     assert_eq!(done.conversions, Some(conversions as i32));
     assert_eq!(done.last_correlation_id.as_deref(), Some("corr-recompute"));
