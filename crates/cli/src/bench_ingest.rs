@@ -126,8 +126,8 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     Ok(())
 }
 
-/// A realistic mix: mostly touches with utm tags or referrers, one purchase in ten.
-fn event(prefix: &str, i: usize) -> Value {
+/// A realistic mix: mostly touches with utm tags or referrers, one purchase in ten, live (today).
+pub(crate) fn event(prefix: &str, i: usize) -> Value {
     let at = (Utc::now() - TimeDelta::seconds((i % 86_400) as i64 + 60)).to_rfc3339();
     let session = format!("s-{}", i / 5);
     if i % 10 == 9 {

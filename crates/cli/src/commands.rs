@@ -24,6 +24,8 @@ pub enum Command {
     Worker(work::WorkerArgs),
     /// Schedule an attribution recompute of a tenant's window.
     Recompute(work::RecomputeArgs),
+    /// Schedule a reconciliation run of a tenant's window (tracked against paid, per order).
+    Reconcile(work::ReconcileArgs),
     /// Dead-lettered jobs: list, replay.
     #[command(subcommand)]
     Jobs(work::JobsCommand),
@@ -103,6 +105,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recompute(args) => {
             init_logging(false);
             work::recompute(args).await
+        }
+        Command::Reconcile(args) => {
+            init_logging(false);
+            work::reconcile(args).await
         }
         Command::Jobs(cmd) => {
             init_logging(false);

@@ -6,6 +6,7 @@
 
 mod bench_cpu;
 mod bench_ingest;
+mod bench_read;
 mod commands;
 mod database;
 mod work;
