@@ -6,9 +6,13 @@
 //!   has a trigger with the same key list as the second layer).
 //! - [`channel`]: marketing channel normalisation from UTM tags, click ids and referrers.
 //! - [`event`]: the tracking event contract, its validation and its canonical hash.
+//! - [`storable`]: what PostgreSQL cannot store (U+0000), found anywhere in a JSON document.
+//! - [`time`]: client timestamps bounded to RFC 3339's years, which PostgreSQL can store.
 
 pub mod channel;
 pub mod event;
 pub mod money;
 pub mod pii;
-mod pointer;
+pub mod pointer;
+pub mod storable;
+pub mod time;

@@ -2,7 +2,7 @@
 //! worker's time, so it sits with the other operational actions, not with `ingest`), its job
 //! status, revenue per channel, and one conversion's journey and splits (scope `read`).
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use tally_attribution::{MODEL_VERSION, Model};
 use tally_store::attribution::{self as queries, ChannelTotal, JourneyTouch};
 use tally_store::recompute::{self, RecomputeJob};
-use tally_store::tenants::Scope;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,8 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RecomputeRequest {
     /// Window start (inclusive), RFC 3339.
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub from: DateTime<Utc>,
     /// Window end (exclusive).
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub to: DateTime<Utc>,
 }
 
@@ -62,10 +63,9 @@ fn window_error(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
     ))]
 async fn request_recompute(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<RecomputeRequest>,
 ) -> Result<(StatusCode, Json<RecomputeJob>), ApiError> {
-    caller.require(Scope::Admin)?;
     window_error(body.from, body.to)?;
     let job = state
         .db
@@ -89,10 +89,9 @@ async fn request_recompute(
     ))]
 async fn recompute_status(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RecomputeJob>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     Ok(Json(recompute::get_recompute(&mut tx, id).await?))
 }
@@ -101,8 +100,10 @@ async fn recompute_status(
 #[into_params(parameter_in = Query)]
 pub struct ChannelsQuery {
     /// Start (inclusive); revenue is bucketed by UTC hour, so use whole hours.
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub from: DateTime<Utc>,
     /// End (exclusive).
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub to: DateTime<Utc>,
     /// One model (`first_touch`, ..., `shapley`); all eight side by side when absent.
     pub model: Option<String>,
@@ -145,27 +146,24 @@ pub struct ChannelReport {
     ))]
 async fn channels(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<ChannelsQuery>,
 ) -> Result<Json<ChannelReport>, ApiError> {
-    caller.require(Scope::Read)?;
     window_error(q.from, q.to)?;
-    let model = q
-        .model
-        .as_deref()
-        .map(|m| {
-            m.parse::<Model>().map_err(|e| {
-                ApiError::unprocessable(
-                    "unknown model",
-                    vec![FieldError {
-                        pointer: "/model".into(),
-                        code: "invalid_value".into(),
-                        message: e.to_string(),
-                    }],
-                )
+    let model =
+        q.model
+            .as_deref()
+            .map(|m| {
+                m.parse::<Model>().map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
+                        .with_errors(vec![FieldError {
+                            pointer: "/model".into(),
+                            code: "invalid_value".into(),
+                            message: e.to_string(),
+                        }])
+                })
             })
-        })
-        .transpose()?;
+            .transpose()?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let totals =
         queries::channel_totals(&mut tx, MODEL_VERSION, q.from, q.to, model.map(Model::code))
@@ -273,10 +271,9 @@ pub struct ConversionAttribution {
     ))]
 async fn conversion(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(event_id): Path<String>,
 ) -> Result<Json<ConversionAttribution>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let detail = queries::conversion_detail(&mut tx, MODEL_VERSION, &event_id).await?;
     let mut splits: Vec<ModelSplit> = Vec::new();

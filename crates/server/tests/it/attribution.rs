@@ -124,11 +124,16 @@ async fn bad_windows_and_models_are_refused() {
     assert_problem(&body, 422, "validation_failed");
     let body = s
         .get(
-            &format!("/v1/attribution/channels?from={FROM}&to={TO}&model=magic"),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("/v1/attribution/channels?from={FROM}&to={TO}&model=Linear"),
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_problem(&body, 422, "validation_failed");
+    assert_problem(&body, 400, "invalid_query");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("first_touch, last_touch,") && detail.contains("shapley"),
+        "{detail}"
+    );
     s.get(
         &format!("/v1/attribution/jobs/{}", uuid::Uuid::now_v7()),
         StatusCode::NOT_FOUND,
