@@ -10,12 +10,13 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
-use crate::keyset::Listing;
+use crate::keyset::{Listing, filter_values};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
 use std::collections::BTreeMap;
-use tally_core::money::CurrencyCode;
+use tally_core::event::MAX_ID_CHARS;
+use tally_core::money::{CurrencyCode, MAX_AMOUNT_MINOR, check_amount};
 use uuid::Uuid;
 
 /// One ledger row as the API returns it.
@@ -58,16 +59,35 @@ pub struct NewPosting {
 #[serde(deny_unknown_fields)]
 pub struct LedgerFilter {
     pub order_id: Option<String>,
-    pub source: Option<String>,
-    pub entry_type: Option<String>,
+    pub source: Option<LedgerSource>,
+    pub entry_type: Option<EntryTypeFilter>,
     /// Inclusive lower bound on `occurred_at`.
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `occurred_at`.
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+filter_values! {
+    /// Who posted a ledger entry: a payment vendor, or `manual` for adjustments.
+    LedgerSource {
+        Shopify = "shopify", Stripe = "stripe", Paypal = "paypal", Woocommerce = "woocommerce",
+        Manual = "manual",
+    }
+}
+
+filter_values! {
+    /// The kind of money movement a ledger entry records.
+    EntryTypeFilter {
+        Payment = "payment", Refund = "refund", Chargeback = "chargeback",
+        Adjustment = "adjustment",
+    }
 }
 
 /// A manual correction. With `reverses_id`, amount, currency and order default to cancelling
@@ -89,8 +109,10 @@ pub struct CurrencyTotal {
     pub amount_cents: i64,
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, source, external_id, entry_type, amount_cents, currency, order_id,
+/// The longest adjustment reason, in characters as the column's `length()` counts them.
+const MAX_REASON_CHARS: usize = 1000;
+
+pub(crate) const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
     occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id";
 
 /// Inserts webhook postings, skipping facts already in the ledger; returns how many were new.
@@ -127,16 +149,25 @@ pub(crate) async fn insert_postings(
     Ok(new)
 }
 
-pub(crate) fn net_per_currency(postings: &[LedgerEntry]) -> Vec<CurrencyTotal> {
-    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+/// Sums in `i128`, which no number of `i64` postings a ledger can hold overflows, and narrows
+/// with a check: with every posting bounded by [`MAX_AMOUNT_MINOR`] the check cannot fail for
+/// fewer than 922 337 postings of one order, and it refuses rather than wraps beyond that.
+pub(crate) fn net_per_currency(postings: &[LedgerEntry]) -> Result<Vec<CurrencyTotal>, StoreError> {
+    let mut totals: BTreeMap<&str, i128> = BTreeMap::new();
     for p in postings {
-        *totals.entry(&p.currency).or_default() += p.amount_cents;
+        *totals.entry(&p.currency).or_default() += i128::from(p.amount_cents);
     }
     totals
         .into_iter()
-        .map(|(currency, amount_cents)| CurrencyTotal {
-            currency: currency.to_string(),
-            amount_cents,
+        .map(|(currency, total)| {
+            Ok(CurrencyTotal {
+                currency: currency.to_string(),
+                amount_cents: i64::try_from(total).map_err(|_| {
+                    StoreError::Invalid(format!(
+                        "the order's net in {currency} is beyond a 64-bit amount"
+                    ))
+                })?,
+            })
         })
         .collect()
 }
@@ -154,8 +185,8 @@ impl Database {
             time_column: "occurred_at",
             filters: &[
                 ("order_id", f.order_id.as_deref()),
-                ("source", f.source.as_deref()),
-                ("entry_type", f.entry_type.as_deref()),
+                ("source", f.source.map(LedgerSource::as_str)),
+                ("entry_type", f.entry_type.map(EntryTypeFilter::as_str)),
             ],
             from: f.from,
             to: f.to,
@@ -174,10 +205,24 @@ impl Database {
         adj: &NewAdjustment,
     ) -> Result<LedgerEntry, StoreError> {
         let reason = adj.reason.trim();
-        if reason.is_empty() || reason.len() > 1000 {
-            return Err(StoreError::Invalid(
-                "an adjustment needs a reason of 1 to 1000 characters".into(),
-            ));
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(StoreError::Invalid(format!(
+                "an adjustment needs a reason of 1 to {MAX_REASON_CHARS} characters"
+            )));
+        }
+        if let Some(order_id) = &adj.order_id
+            && order_id.chars().count() > MAX_ID_CHARS
+        {
+            return Err(StoreError::Invalid(format!(
+                "order_id must be at most {MAX_ID_CHARS} characters"
+            )));
+        }
+        if let Some(amount) = adj.amount_cents {
+            check_amount(amount).map_err(|_| {
+                StoreError::Invalid(format!(
+                    "amount_cents must be between -{MAX_AMOUNT_MINOR} and {MAX_AMOUNT_MINOR}"
+                ))
+            })?;
         }
         let mut tx = self.tenant_tx(tenant).await?;
         let reversed: Option<LedgerEntry> = match adj.reverses_id {
@@ -201,8 +246,28 @@ impl Database {
             (None, None) => return Err(StoreError::Invalid("currency is required".into())),
         };
         let amount = match (adj.amount_cents, &reversed) {
-            (Some(amount), _) => amount,
-            (None, Some(original)) => -original.amount_cents,
+            (Some(amount), None) => amount,
+            (given, Some(original)) => {
+                // A reversal cancels exactly: anything else would use up the posting's one
+                // reversal while leaving money behind (or inventing some).
+                let exact = original
+                    .amount_cents
+                    .checked_neg()
+                    .and_then(|negated| check_amount(negated).ok())
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!(
+                            "reverses_id {}: its amount is beyond what an adjustment may carry",
+                            original.id
+                        ))
+                    })?;
+                if given.is_some_and(|given| given != exact) {
+                    return Err(StoreError::Invalid(format!(
+                        "a reversal's amount_cents is the exact negation of the reversed \
+                         posting ({exact}); omit it or send that"
+                    )));
+                }
+                exact
+            }
             (None, None) => return Err(StoreError::Invalid("amount_cents is required".into())),
         };
         if amount == 0 {

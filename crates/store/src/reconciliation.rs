@@ -898,7 +898,7 @@ impl Database {
             status: item.status.code().to_string(),
             reconciliation: item,
             conversions,
-            net: crate::ledger::net_per_currency(&postings),
+            net: crate::ledger::net_per_currency(&postings)?,
             postings,
             last_run_id,
         })

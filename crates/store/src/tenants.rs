@@ -112,7 +112,7 @@ impl Database {
     /// transaction acting as the new tenant, so RLS checks each row it writes.
     pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, NewApiKey), StoreError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 {
             return Err(StoreError::Invalid(
                 "tenant name must be 1 to 200 characters".into(),
             ));
@@ -180,7 +180,7 @@ impl Database {
         if scopes.is_empty() {
             return Err(StoreError::Invalid("a key needs at least one scope".into()));
         }
-        if name.len() > 200 {
+        if name.chars().count() > 200 {
             return Err(StoreError::Invalid(
                 "key name must be at most 200 characters".into(),
             ));

@@ -185,7 +185,7 @@ fn check_secret(secret: &str) -> Result<(), StoreError> {
 
 fn check_new_endpoint(new: &NewEndpoint) -> Result<(), StoreError> {
     let invalid = |msg: &str| Err(StoreError::Invalid(msg.into()));
-    if new.description.len() > 200 {
+    if new.description.chars().count() > 200 {
         return invalid("description must be at most 200 characters");
     }
     if let Some(secret) = &new.secret {

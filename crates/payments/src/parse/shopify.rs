@@ -103,7 +103,15 @@ fn refund(body: &[u8]) -> Result<Outcome, ParseError> {
         let amount = json::decimal("transactions[].amount", currency, &transaction.amount)?;
         total = Some(match total {
             None => (currency, amount),
-            Some((first, sum)) if first == currency => (first, sum.saturating_add(amount)),
+            Some((first, sum)) if first == currency => {
+                let sum = tally_core::money::check_amount(sum + amount).map_err(|source| {
+                    ParseError::InvalidAmount {
+                        field: "transactions[].amount",
+                        source,
+                    }
+                })?;
+                (first, sum)
+            }
             Some((first, _)) => {
                 return Err(ParseError::InvalidField {
                     field: "transactions[].currency",

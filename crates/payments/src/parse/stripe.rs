@@ -273,7 +273,9 @@ fn minor_units(
             reason: format!("{amount} is not a whole number of {currency} minor units"),
         });
     }
-    Ok((currency, amount / divisor))
+    let amount = tally_core::money::check_amount(amount / divisor)
+        .map_err(|source| ParseError::InvalidAmount { field, source })?;
+    Ok((currency, amount))
 }
 
 fn unix(field: &'static str, seconds: i64) -> Result<DateTime<Utc>, ParseError> {

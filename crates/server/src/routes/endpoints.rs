@@ -1,7 +1,7 @@
 //! A tenant's payment webhook endpoints (scope `admin`): where each vendor posts, and what its
 //! deliveries are verified with. Secrets appear only in the create and rotate answers.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use tally_payments::Source;
-use tally_store::tenants::Scope;
 use tally_store::webhooks::{
     DEFAULT_ROTATION_GRACE, EndpointWithSecret, NewEndpoint, WebhookEndpoint,
 };
@@ -116,9 +115,8 @@ pub struct RotateEndpoint {
     ))]
 async fn list_endpoints(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
 ) -> Result<Json<Vec<EndpointView>>, ApiError> {
-    caller.require(Scope::Admin)?;
     let endpoints = state.db.list_webhook_endpoints(caller.tenant_id).await?;
     Ok(Json(endpoints.into_iter().map(Into::into).collect()))
 }
@@ -133,10 +131,9 @@ async fn list_endpoints(
     ))]
 async fn create_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointSecretView>), ApiError> {
-    caller.require(Scope::Admin)?;
     let source: Source = body
         .source
         .parse()
@@ -176,11 +173,10 @@ async fn create_endpoint(
     ))]
 async fn rotate_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(endpoint_id): Path<Uuid>,
     Json(body): Json<RotateEndpoint>,
 ) -> Result<Json<EndpointSecretView>, ApiError> {
-    caller.require(Scope::Admin)?;
     let grace = body
         .grace_period_seconds
         .map_or(DEFAULT_ROTATION_GRACE, |s| TimeDelta::seconds(s.into()));
@@ -199,10 +195,9 @@ async fn rotate_endpoint(
     ))]
 async fn disable_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(endpoint_id): Path<Uuid>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    caller.require(Scope::Admin)?;
     let disabled = state
         .db
         .disable_webhook_endpoint(caller.tenant_id, endpoint_id)

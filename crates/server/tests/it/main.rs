@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod events;
 mod health;
+mod input;
 mod ledger;
 mod reconciliation;
 mod vendors;
