@@ -377,13 +377,8 @@ async fn timeseries(
 /// A `model` query parameter: unknown names are a 400 that lists the eight.
 pub fn parse_model(raw: Option<&str>) -> Result<Option<Model>, ApiError> {
     raw.map(|m| {
-        m.parse::<Model>().map_err(|_| {
-            let all: Vec<&str> = Model::ALL.iter().map(|m| m.code()).collect();
-            ApiError::bad_request(format!(
-                "unknown model {m:?}; the models are {}",
-                all.join(", ")
-            ))
-        })
+        m.parse::<Model>()
+            .map_err(|e| invalid_query_value("model", e.to_string()))
     })
     .transpose()
 }
