@@ -10,6 +10,7 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
+pub mod settings;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -29,4 +30,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(attribution::router())
         .merge(jobs::router())
+        .merge(settings::router())
 }

@@ -7,6 +7,7 @@ mod common;
 mod events;
 mod health;
 mod ledger;
+mod settings;
 mod vendors;
 mod webhook_model;
 mod webhooks;
