@@ -121,6 +121,11 @@ pub(crate) async fn hold_ingest_lock(
 /// attribution settings alters), with the same day arithmetic as ingestion's scheduling
 /// (`tally_unscheduled_windows`, migration 0015), so the windows are the ones ingestion uses.
 /// The caller holds [`hold_ingest_lock`].
+///
+/// The days are found by skipping from each day's midnight to the next conversion on the
+/// conversions index, one probe per day, rather than by `SELECT DISTINCT` over every
+/// conversion: on 1 M conversions over 31 days (2-core machine, under load) 0.7–6.5 ms instead
+/// of 2.1 s, time during which this transaction would hold the lock recomputes wait for.
 pub(crate) async fn schedule_conversion_days(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -128,10 +133,17 @@ pub(crate) async fn schedule_conversion_days(
     correlation_id: &str,
 ) -> Result<Vec<RecomputeJob>, StoreError> {
     let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT day::timestamp AT TIME ZONE $2, (day + 1)::timestamp AT TIME ZONE $2
-         FROM (SELECT DISTINCT (occurred_at AT TIME ZONE $2)::date AS day FROM attribution_events
-               WHERE tenant_id = $1 AND kind = 'conversion') AS days
-         ORDER BY 1",
+        "WITH RECURSIVE days (day) AS (
+             SELECT (min(occurred_at) AT TIME ZONE $2)::date FROM attribution_events
+             WHERE tenant_id = $1 AND kind = 'conversion'
+             UNION ALL
+             SELECT (SELECT (e.occurred_at AT TIME ZONE $2)::date FROM attribution_events e
+                     WHERE e.tenant_id = $1 AND e.kind = 'conversion'
+                       AND e.occurred_at >= (days.day + 1)::timestamp AT TIME ZONE $2
+                     ORDER BY e.occurred_at LIMIT 1)
+             FROM days WHERE days.day IS NOT NULL)
+         SELECT day::timestamp AT TIME ZONE $2, (day + 1)::timestamp AT TIME ZONE $2
+         FROM days WHERE day IS NOT NULL ORDER BY 1",
     )
     .bind(tenant)
     .bind(time_zone)
