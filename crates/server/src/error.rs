@@ -20,6 +20,16 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl From<tally_core::event::FieldError> for FieldError {
+    fn from(e: tally_core::event::FieldError) -> Self {
+        Self {
+            pointer: e.pointer,
+            code: e.code.to_string(),
+            message: e.message,
+        }
+    }
+}
+
 /// The problem document as sent.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {

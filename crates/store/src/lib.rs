@@ -2,7 +2,7 @@
 //!
 //! - [`cluster`]: the PostgreSQL server Tally starts itself when no `DATABASE_URL` is given.
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
-//! - [`tenants`]: tenants, their settings and API keys.
+//! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
@@ -31,6 +31,7 @@ pub mod live;
 pub mod recompute;
 pub mod reconciliation;
 pub mod rollups;
+pub mod settings;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;

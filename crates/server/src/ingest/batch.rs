@@ -31,14 +31,7 @@ pub fn check(raw: &Value, tenant: &TenantIngest, correlation_id: &str) -> Checke
         Ok(valid) => Checked::Valid(Box::new(valid)),
         Err(errors) => {
             let code = event::rejection_code(&errors);
-            let errors: Vec<FieldError> = errors
-                .into_iter()
-                .map(|e| FieldError {
-                    pointer: e.pointer,
-                    code: e.code.to_string(),
-                    message: e.message,
-                })
-                .collect();
+            let errors: Vec<FieldError> = errors.into_iter().map(Into::into).collect();
             let mut payload = raw.clone();
             pii::redact(&mut payload);
             let event_id = payload

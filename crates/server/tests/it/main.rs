@@ -9,6 +9,7 @@ mod health;
 mod input;
 mod ledger;
 mod reconciliation;
+mod settings;
 mod vendors;
 mod webhook_model;
 mod webhooks;
