@@ -32,5 +32,5 @@ pub mod testing;
 pub mod webhooks;
 
 pub use db::{Database, DbConfig, TenantTx};
-pub use error::StoreError;
+pub use error::{Fault, Refusal, StoreError};
 pub use ids::{KeyId, TenantId};

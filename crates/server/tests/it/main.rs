@@ -5,6 +5,7 @@ mod attribution;
 mod auth;
 mod common;
 mod events;
+mod faults;
 mod health;
 mod ledger;
 mod vendors;
