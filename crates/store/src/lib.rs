@@ -4,6 +4,7 @@
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
 //! - [`tenants`]: tenants, their settings and API keys.
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
@@ -21,6 +22,7 @@ pub mod dead_events;
 pub mod error;
 pub mod event_queries;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 mod keyset;

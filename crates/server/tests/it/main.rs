@@ -7,6 +7,7 @@ mod common;
 mod events;
 mod faults;
 mod health;
+mod idempotency;
 mod ledger;
 mod vendors;
 mod webhook_model;
