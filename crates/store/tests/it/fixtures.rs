@@ -51,6 +51,8 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
         INSERT INTO reconciliation_items (tenant_id, run_id, order_id, outcome) VALUES ('{tenant}', '{run}', 'o1', 'matched');
         INSERT INTO revenue_rollups (tenant_id, bucket_hour, model, model_version, channel_code, currency, claimed_cents)
             VALUES ('{tenant}', date_trunc('hour', now()), 'linear', 'v1', 'direct', 'USD', 1999);
+        INSERT INTO idempotency_keys (tenant_id, route, key, request_sha256, status, response_body)
+            VALUES ('{tenant}', '/v1/keys', 'k1', sha256('r'), 201, '\x7b7d');
         COMMIT;
         "#
     );
