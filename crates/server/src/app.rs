@@ -42,6 +42,10 @@ pub fn build_router(state: AppState) -> Router {
             "this route does not accept that method",
         )
     })
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::idempotency::middleware,
+    ))
     .route_layer(axum::middleware::from_fn(app_metrics::track))
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(axum::middleware::from_fn(limit_uri))

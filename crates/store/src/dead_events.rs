@@ -34,7 +34,8 @@ pub struct DeadEvent {
     pub payload: serde_json::Value,
     pub event_id: Option<String>,
     pub correlation_id: String,
-    /// `open`, `replayed` or `discarded`.
+    /// `open`, `replayed`, `discarded` or `superseded` (an event with the same `event_id` was
+    /// accepted later; `replayed_event_id` names it).
     pub status: String,
     pub replay_count: i32,
     pub replayed_event_id: Option<Uuid>,
@@ -45,7 +46,7 @@ pub struct DeadEvent {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadEventFilter {
-    /// Default for replay: `open`.
+    /// `open` (default for replay), `replayed`, `discarded` or `superseded`.
     pub status: Option<DeadEventStatus>,
     pub error_code: Option<String>,
     pub source: Option<DeadEventSource>,
@@ -62,7 +63,7 @@ pub struct DeadEventFilter {
 
 filter_values! {
     /// Where a dead letter stands.
-    DeadEventStatus { Open = "open", Replayed = "replayed", Discarded = "discarded" }
+    DeadEventStatus { Open = "open", Replayed = "replayed", Discarded = "discarded", Superseded = "superseded" }
 }
 
 filter_values! {

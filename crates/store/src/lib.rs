@@ -4,6 +4,7 @@
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
 //! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
@@ -23,6 +24,7 @@ pub mod dead_events;
 pub mod error;
 pub mod event_queries;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 mod keyset;
@@ -38,5 +40,5 @@ pub mod testing;
 pub mod webhooks;
 
 pub use db::{Database, DbConfig, TenantTx};
-pub use error::StoreError;
+pub use error::{Fault, Refusal, StoreError};
 pub use ids::{KeyId, TenantId};

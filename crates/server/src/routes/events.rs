@@ -144,7 +144,7 @@ async fn ingest_one(
                 .group_commit
                 .submit(caller.tenant_id, event)
                 .await
-                .map_err(|e| ApiError::from_shared(&e))?;
+                .map_err(|e| ApiError::from_store(&e))?;
             let result = to_result(written, event_id);
             metrics::counter!("tally_events_total", "outcome" => result.outcome()).increment(1);
             result
@@ -187,6 +187,11 @@ fn single_response(result: EventResult) -> Result<Response, ApiError> {
         )
         .with_errors(errors)
         .with_extension("dead_event_id", dead_event_id)),
+        EventResult::Refused { error_code, detail, .. } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error_code,
+            detail,
+        )),
     }
 }
 
@@ -197,12 +202,15 @@ pub struct BatchResponse {
     pub duplicates: usize,
     pub conflicts: usize,
     pub rejected: usize,
+    /// Events the database refused to store (see the `refused` result); nothing written for them.
+    pub refused: usize,
     pub results: Vec<EventResult>,
 }
 
 /// Records up to 1000 events (≤ 1 MiB) in one transaction. The batch fails as a whole only when
-/// it is not a batch (400/413/415) or is over the rate limit (429, nothing written); otherwise
-/// each event gets its own result.
+/// it is not a batch (400/413/415), is over the rate limit (429, nothing written) or the
+/// database is unavailable (503, retry it whole); otherwise each event gets its own result, and
+/// an event the database refuses is `refused` without failing the others.
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events", security(("api_key" = [])),
     request_body(content = BatchBody, description = "`{\"events\": [...]}` or a bare JSON array of events"),
     responses(
@@ -258,6 +266,7 @@ async fn ingest_batch(
         duplicates: count("duplicate"),
         conflicts: count("conflict"),
         rejected: count("rejected"),
+        refused: count("refused"),
         results,
     };
     let mut response = Json(response).into_response();

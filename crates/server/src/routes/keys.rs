@@ -194,6 +194,6 @@ pub async fn revoke_for(
     key: KeyId,
 ) -> Result<Json<KeyView>, ApiError> {
     let revoked = state.db.revoke_api_key(tenant, key).await?;
-    state.keys.evict_tenant(tenant);
+    state.keys.evict_tenant(tenant).await;
     Ok(Json(revoked.into()))
 }

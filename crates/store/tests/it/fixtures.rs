@@ -56,6 +56,8 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', 'hour', date_trunc('hour', now()), 'UTC', 'USD', 1, 500);
         INSERT INTO live_totals (tenant_id, stream, bucket_start, currency, events, cents, last_at)
             VALUES ('{tenant}', 'tracked', tally_quarter_hour(now()), 'USD', 1, 1999, now());
+        INSERT INTO idempotency_keys (tenant_id, route, key, request_sha256, status, response_body)
+            VALUES ('{tenant}', '/v1/keys', 'k1', sha256('r'), 201, '\x7b7d');
         COMMIT;
         "#
     );
