@@ -7,6 +7,8 @@ mod common;
 mod events;
 mod health;
 mod ledger;
+mod payment_links;
 mod vendors;
+mod webhook_hardening;
 mod webhook_model;
 mod webhooks;
