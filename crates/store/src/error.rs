@@ -69,6 +69,18 @@ impl Refusal {
 }
 
 impl StoreError {
+    /// Whether the database refused the data itself (SQLSTATE class 22, data exception, or 23,
+    /// integrity constraint violation): the same write would fail on every retry, unlike a lost
+    /// connection or a timeout.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+            _ => false,
+        }
+    }
+
     /// The violated constraint, when the database refused a row.
     pub fn constraint(&self) -> Option<&str> {
         match self {

@@ -5,6 +5,11 @@
 //! Corrections are never edits: an adjustment is a new `manual` row with a reason, and a reversal
 //! is an adjustment pointing at the posting it cancels (`reverses_id`), keyed
 //! `reversal:{id}` so that a posting can be reversed only once.
+//!
+//! A refund or chargeback that names only its payment (`payment_ref`) is tied to it: at insert
+//! when the payment is already there (`reverses_id` and the payment's order id are set), and
+//! otherwise by the `revenue_ledger_resolved` view once the payment lands. Readers that group by
+//! order ([`order_postings`], the orphan listing) read through that view.
 
 use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
@@ -40,6 +45,8 @@ pub struct LedgerEntry {
     pub reverses_id: Option<Uuid>,
     pub reason: Option<String>,
     pub correlation_id: String,
+    /// The provider's id of the payment this posting belongs to (see `tally_payments::Posting`).
+    pub payment_ref: Option<String>,
 }
 
 /// A posting from a payment webhook, already normalised and signed.
@@ -51,6 +58,7 @@ pub struct NewPosting {
     pub amount_cents: i64,
     pub currency: String,
     pub order_id: Option<String>,
+    pub payment_ref: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -72,6 +80,9 @@ pub struct LedgerFilter {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `true`: only postings that belong to no order (no order id, and no payment of their own
+    /// to take one from).
+    pub orphaned: Option<bool>,
 }
 
 filter_values! {
@@ -103,7 +114,7 @@ pub struct NewAdjustment {
     pub correlation_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CurrencyTotal {
     pub currency: String,
     pub amount_cents: i64,
@@ -112,11 +123,17 @@ pub struct CurrencyTotal {
 /// The longest adjustment reason, in characters as the column's `length()` counts them.
 const MAX_REASON_CHARS: usize = 1000;
 
-pub(crate) const COLUMNS: &str =
-    "id, source, external_id, entry_type, amount_cents, currency, order_id,
-    occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id";
+pub(crate) const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
+    occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id, payment_ref";
+
+/// [`COLUMNS`] from `revenue_ledger_resolved`, with the resolved order and reversed posting.
+const RESOLVED_COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency,
+    resolved_order_id AS order_id, occurred_at, posted_at, delivery_id,
+    resolved_reverses_id AS reverses_id, reason, correlation_id, payment_ref";
 
 /// Inserts webhook postings, skipping facts already in the ledger; returns how many were new.
+/// A refund or chargeback whose payment is already posted reverses it and, lacking an order id,
+/// takes the payment's.
 pub(crate) async fn insert_postings(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -128,8 +145,12 @@ pub(crate) async fn insert_postings(
     for p in postings {
         new += sqlx::query(
             "INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type,
-                 amount_cents, currency, order_id, occurred_at, delivery_id, correlation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 amount_cents, currency, order_id, occurred_at, delivery_id, correlation_id,
+                 payment_ref, reverses_id)
+             SELECT $1, $2, $3, $4, $5, $6, $7, coalesce($8::text, payment.order_id), $9, $10,
+                 $11, $12, payment.id
+             FROM (VALUES (1)) AS one
+             LEFT JOIN revenue_ledger_payment($1, $3, $12, $5) payment ON true
              ON CONFLICT (tenant_id, source, external_id, entry_type) DO NOTHING",
         )
         .bind(tenant)
@@ -143,11 +164,49 @@ pub(crate) async fn insert_postings(
         .bind(p.occurred_at)
         .bind(delivery_id)
         .bind(correlation_id)
+        .bind(&p.payment_ref)
         .execute(&mut *conn)
         .await?
         .rows_affected() as usize;
     }
     Ok(new)
+}
+
+/// The postings of `order_ids` in the connection's tenant transaction, oldest first: those with
+/// one of the order ids, and the refunds and chargebacks (and reversals of them) that reach one
+/// through the payment they name, whichever arrived first. `order_id` and `reverses_id` are the
+/// resolved ones (`revenue_ledger_resolved`), as if every delivery had arrived in order.
+///
+/// The candidates come through indexes (order id, payment reference, reversed posting); the view
+/// then decides exactly, so the result is the view's whatever the candidates over-select.
+pub async fn order_postings(
+    conn: &mut PgConnection,
+    order_ids: &[String],
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH anchored AS (
+             SELECT id FROM revenue_ledger
+             WHERE tenant_id = tally_current_tenant() AND order_id = ANY($1)
+             UNION
+             SELECT reversal.id FROM revenue_ledger payment
+             JOIN revenue_ledger reversal USING (tenant_id, source, payment_ref)
+             WHERE payment.tenant_id = tally_current_tenant() AND payment.order_id = ANY($1)
+               AND payment.entry_type = 'payment' AND reversal.order_id IS NULL
+         ), candidates AS (
+             SELECT id FROM anchored
+             UNION
+             SELECT reversal.id FROM anchored
+             JOIN revenue_ledger reversal ON reversal.reverses_id = anchored.id
+             WHERE reversal.tenant_id = tally_current_tenant() AND reversal.order_id IS NULL
+         )
+         SELECT {RESOLVED_COLUMNS} FROM revenue_ledger_resolved
+         WHERE tenant_id = tally_current_tenant() AND id IN (SELECT id FROM candidates)
+           AND resolved_order_id = ANY($1)
+         ORDER BY occurred_at, id"
+    )))
+    .bind(order_ids)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Sums in `i128`, which no number of `i64` postings a ledger can hold overflows, and narrows
@@ -181,7 +240,11 @@ impl Database {
     ) -> Result<Page<LedgerEntry>, StoreError> {
         let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
         let listing = Listing {
-            table: "revenue_ledger",
+            table: if f.orphaned == Some(true) {
+                "revenue_ledger_orphans"
+            } else {
+                "revenue_ledger"
+            },
             columns: COLUMNS,
             time_column: "occurred_at",
             filters: &[

@@ -299,41 +299,36 @@ pub async fn load_orders(
     tracked.retain(|_, t| t.occurred_at >= start);
 
     // Untracked orders with a posting in the window (kept below when their first posting is).
+    // Postings resolve to orders through the payment they reverse (`revenue_ledger_resolved`,
+    // migration 0070), so a dispute or refund without an order id still lands on its order.
     let untracked: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT l.order_id FROM revenue_ledger l
-         WHERE l.tenant_id = $1 AND l.order_id IS NOT NULL AND l.occurred_at >= $2 AND l.occurred_at < $3
+        "SELECT DISTINCT l.resolved_order_id FROM revenue_ledger_resolved l
+         WHERE l.tenant_id = $1 AND l.resolved_order_id IS NOT NULL
+           AND l.occurred_at >= $2 AND l.occurred_at < $3
            AND NOT EXISTS (SELECT FROM attribution_events e WHERE e.tenant_id = $1
-                           AND e.order_id = l.order_id AND e.kind = 'conversion')",
+                           AND e.order_id = l.resolved_order_id AND e.kind = 'conversion')",
     )
     .bind(tenant)
     .bind(start)
     .bind(end)
     .fetch_all(&mut *conn)
     .await?;
-    let wanted: Vec<&str> = tracked
-        .keys()
-        .map(String::as_str)
-        .chain(untracked.iter().map(String::as_str))
-        .collect();
-    let postings: Vec<(String, i64, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT order_id, amount_cents, currency::text, occurred_at FROM revenue_ledger
-         WHERE tenant_id = $1 AND order_id = ANY($2) ORDER BY order_id, occurred_at, id",
-    )
-    .bind(tenant)
-    .bind(&wanted)
-    .fetch_all(&mut *conn)
-    .await?;
+    let wanted: Vec<String> = tracked.keys().cloned().chain(untracked.iter().cloned()).collect();
+    let postings = crate::ledger::order_postings(conn, &wanted).await?;
     let mut paid: BTreeMap<String, Vec<Posting>> = BTreeMap::new();
-    for (order_id, amount_cents, currency, occurred_at) in postings {
-        paid.entry(order_id).or_default().push(Posting {
-            amount_cents,
-            currency,
-            occurred_at,
-        });
+    for p in postings {
+        paid.entry(p.order_id.unwrap_or_default())
+            .or_default()
+            .push(Posting {
+                amount_cents: p.amount_cents,
+                currency: p.currency,
+                occurred_at: p.occurred_at,
+            });
     }
     let orphaned_postings: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM revenue_ledger
-         WHERE tenant_id = $1 AND order_id IS NULL AND occurred_at >= $2 AND occurred_at < $3",
+        "SELECT count(*) FROM revenue_ledger_resolved
+         WHERE tenant_id = $1 AND resolved_order_id IS NULL
+           AND occurred_at >= $2 AND occurred_at < $3",
     )
     .bind(tenant)
     .bind(start)

@@ -62,8 +62,9 @@ fn order(body: &[u8], paid_topic: bool) -> Result<Outcome, ParseError> {
         source: Source::Shopify,
         entry_type: EntryType::Payment,
         external_id: order.id.clone(),
-        amount_minor: EntryType::Payment.signed(amount),
+        amount_minor: json::signed(EntryType::Payment, "total_price", amount)?,
         currency,
+        payment_ref: Some(order.id.clone()),
         order_id: Some(order.id),
         occurred_at: order.processed_at.unwrap_or(order.created_at),
     }]))
@@ -127,8 +128,9 @@ fn refund(body: &[u8]) -> Result<Outcome, ParseError> {
         source: Source::Shopify,
         entry_type: EntryType::Refund,
         external_id: refund.id,
-        amount_minor: EntryType::Refund.signed(amount),
+        amount_minor: json::signed(EntryType::Refund, "transactions[].amount", amount)?,
         currency,
+        payment_ref: Some(refund.order_id.clone()),
         order_id: Some(refund.order_id),
         occurred_at: refund.processed_at.unwrap_or(refund.created_at),
     }]))

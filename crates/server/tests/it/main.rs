@@ -12,6 +12,8 @@ mod idempotency;
 mod ledger;
 mod reconciliation;
 mod settings;
+mod payment_links;
 mod vendors;
+mod webhook_hardening;
 mod webhook_model;
 mod webhooks;
