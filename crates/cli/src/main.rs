@@ -8,6 +8,7 @@ mod bench_cpu;
 mod bench_ingest;
 mod commands;
 mod database;
+mod demo;
 mod work;
 
 use clap::Parser;
