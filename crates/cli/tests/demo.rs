@@ -48,7 +48,7 @@ async fn wait_ready(base: &str) {
 /// Runs `tally demo` to completion; returns its output and the read key it printed.
 async fn demo(owner_url: &str, base: &str) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
-    cmd.args(["demo", "--base-url", base, "--days", "2", "--scale", "60"])
+    cmd.args(["demo", "--base-url", base, "--days", "2", "--scale", "400"])
         .env("DATABASE_URL", owner_url)
         .stderr(Stdio::inherit());
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("running tally demo"))
@@ -111,7 +111,7 @@ async fn snapshot(base: &str, key: &str) -> Value {
         .collect();
     let channels = get(base, key, &format!("/v1/attribution/channels?{window}")).await;
     let dead = get(base, key, "/v1/dead-events?limit=500").await;
-    let events = get(base, key, "/v1/events?limit=1000").await;
+    let events = get(base, key, "/v1/events?limit=500").await;
     json!({
         "overall_status": status["overall_status"],
         "counts": status["counts"],

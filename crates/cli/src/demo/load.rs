@@ -6,7 +6,7 @@
 use super::month::{Delivery, Month};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::future::try_join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -129,21 +129,40 @@ impl Api {
     }
 }
 
+/// Runs `work` on every item with `clients` concurrent workers, worker `w` taking items `w`,
+/// `w + clients`, ... in turn. Plain futures rather than a buffered stream: a stream of
+/// closures over borrowed items trips the compiler's `Send` check in `tokio::spawn` (the
+/// closure is not general over the items' lifetime, rust-lang/rust#102211).
+async fn spread<'a, T, R, F, Fut>(items: &'a [T], clients: usize, work: F) -> anyhow::Result<Vec<R>>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    let work = &work;
+    let shares = try_join_all((0..clients).map(|w| async move {
+        let mut out = Vec::new();
+        for item in items.iter().skip(w).step_by(clients) {
+            out.push(work(item).await?);
+        }
+        anyhow::Ok(out)
+    }))
+    .await?;
+    Ok(shares.into_iter().flatten().collect())
+}
+
 /// Sends every valid event in batches, advancing `progress` per event.
 pub async fn send_events(
     api: &Api,
     events: &[Value],
     progress: &ProgressBar,
 ) -> anyhow::Result<EventCounts> {
-    let batches: Vec<EventCounts> = stream::iter(events.chunks(BATCH_EVENTS))
-        .map(|chunk| async move {
-            let counts = api.batch(chunk).await?;
-            progress.inc(chunk.len() as u64);
-            anyhow::Ok(counts)
-        })
-        .buffered(BATCH_CLIENTS)
-        .try_collect()
-        .await?;
+    let chunks: Vec<&[Value]> = events.chunks(BATCH_EVENTS).collect();
+    let batches = spread(&chunks, BATCH_CLIENTS, |chunk| async move {
+        let counts = api.batch(chunk).await?;
+        progress.inc(chunk.len() as u64);
+        anyhow::Ok(counts)
+    })
+    .await?;
     Ok(batches
         .into_iter()
         .fold(EventCounts::default(), |sum, c| EventCounts {
@@ -256,8 +275,10 @@ pub async fn send_deliveries(
     let paypal = tokio::task::spawn_blocking(|| PayPalSigner::from_seed(PAYPAL_KEY_SEED)).await?;
     let hooks = configure_hooks(api, &paypal).await?;
     let (hooks, paypal) = (&hooks, &paypal);
-    let per_order: Vec<DeliveryCounts> = stream::iter(&month.deliveries)
-        .map(|deliveries| async move {
+    let per_order = spread(
+        &month.deliveries,
+        WEBHOOK_CLIENTS,
+        |deliveries| async move {
             let mut counts = DeliveryCounts::default();
             for delivery in deliveries {
                 let hook = hooks
@@ -271,10 +292,9 @@ pub async fn send_deliveries(
                 progress.inc(1);
             }
             anyhow::Ok(counts)
-        })
-        .buffer_unordered(WEBHOOK_CLIENTS)
-        .try_collect()
-        .await?;
+        },
+    )
+    .await?;
     Ok(per_order
         .into_iter()
         .fold(DeliveryCounts::default(), |sum, c| DeliveryCounts {
