@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the job workers in one process.
     Serve(ServeArgs),
+    /// Load a month of demo data ("Demo Shop") through the HTTP API and print a dashboard key.
+    Demo(crate::demo::DemoArgs),
     /// Run the job workers alone (scale them apart from the API).
     Worker(work::WorkerArgs),
     /// Schedule an attribution recompute of a tenant's window.
@@ -59,6 +61,12 @@ pub struct ServeArgs {
     pub group_commit: GroupCommitArgs,
     #[command(flatten)]
     pub workers: work::WorkerOptions,
+    /// On first start, load the demo month ("Demo Shop") in the background and print the
+    /// dashboard URL and a read key when it is complete.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub demo_options: crate::demo::DemoOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +126,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(true);
             serve(args).await
+        }
+        Command::Demo(args) => {
+            init_logging(false);
+            crate::demo::command(args).await
         }
         Command::Worker(args) => {
             init_logging(true);
@@ -187,6 +199,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let (stop_workers, workers) = args.workers.spawn(&opened.db);
+    if args.demo {
+        crate::demo::spawn_for_server(opened.db.clone(), listener.local_addr()?, args.demo_options);
+    }
     tally_server::serve(listener, state, async move {
         shutdown_signal().await;
         let _ = stop_workers.send(true);

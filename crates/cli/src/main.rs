@@ -9,6 +9,7 @@ mod bench_ingest;
 mod bench_read;
 mod commands;
 mod database;
+mod demo;
 mod work;
 
 use clap::Parser;

@@ -123,7 +123,7 @@ pub struct CurrencyTotal {
 /// The longest adjustment reason, in characters as the column's `length()` counts them.
 const MAX_REASON_CHARS: usize = 1000;
 
-pub(crate) const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
+const COLUMNS: &str = "id, source, external_id, entry_type, amount_cents, currency, order_id,
     occurred_at, posted_at, delivery_id, reverses_id, reason, correlation_id, payment_ref";
 
 /// [`COLUMNS`] from `revenue_ledger_resolved`, with the resolved order and reversed posting.

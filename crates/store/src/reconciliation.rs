@@ -313,7 +313,11 @@ pub async fn load_orders(
     .bind(end)
     .fetch_all(&mut *conn)
     .await?;
-    let wanted: Vec<String> = tracked.keys().cloned().chain(untracked.iter().cloned()).collect();
+    let wanted: Vec<String> = tracked
+        .keys()
+        .cloned()
+        .chain(untracked.iter().cloned())
+        .collect();
     let postings = crate::ledger::order_postings(conn, &wanted).await?;
     let mut paid: BTreeMap<String, Vec<Posting>> = BTreeMap::new();
     for p in postings {
@@ -851,14 +855,8 @@ impl Database {
         .bind(order_id)
         .fetch_all(&mut *tx)
         .await?;
-        let postings: Vec<crate::ledger::LedgerEntry> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM revenue_ledger WHERE order_id = $1 ORDER BY occurred_at, id",
-                crate::ledger::COLUMNS
-            )))
-            .bind(order_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        // Resolved: refunds and disputes that name the order's payment are the order's too.
+        let postings = crate::ledger::order_postings(&mut tx, &[order_id.to_string()]).await?;
         if conversions.is_empty() && postings.is_empty() {
             return Err(StoreError::NotFound);
         }
