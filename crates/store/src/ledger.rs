@@ -178,7 +178,10 @@ pub(crate) async fn insert_postings(
 /// resolved ones (`revenue_ledger_resolved`), as if every delivery had arrived in order.
 ///
 /// The candidates come through indexes (order id, payment reference, reversed posting); the view
-/// then decides exactly, so the result is the view's whatever the candidates over-select.
+/// then decides exactly, so the result is the view's whatever the candidates over-select. The
+/// view's rows are matched against the ids through a hashed `IN (SELECT unnest(..))`: the same
+/// test as `= ANY($1)`, which PostgreSQL evaluates as a linear search of the bound array per row
+/// (5.3 s instead of 0.3 s for 19 k orders on the bench month).
 pub async fn order_postings(
     conn: &mut PgConnection,
     order_ids: &[String],
@@ -201,7 +204,7 @@ pub async fn order_postings(
          )
          SELECT {RESOLVED_COLUMNS} FROM revenue_ledger_resolved
          WHERE tenant_id = tally_current_tenant() AND id IN (SELECT id FROM candidates)
-           AND resolved_order_id = ANY($1)
+           AND resolved_order_id IN (SELECT unnest($1::text[]))
          ORDER BY occurred_at, id"
     )))
     .bind(order_ids)

@@ -50,8 +50,9 @@ const JOB_COLUMNS: &str = "id, window_start, window_end, model_version, status, 
                            last_correlation_id, last_error, conversions, updated_at";
 
 impl Database {
-    /// Schedules a recompute of `[window_start, window_end)` in a transaction of its own: every
-    /// caller (the API, the CLI, tests) asks for exactly this one write.
+    /// Schedules a recompute of `[window_start, window_end)`, widened to the tenant's local hour
+    /// boundaries (`rollups::job_span`), in a transaction of its own: every caller (the API, the
+    /// CLI, tests) asks for exactly this one write.
     pub async fn schedule_recompute(
         &self,
         tenant: TenantId,
@@ -66,14 +67,9 @@ impl Database {
             ));
         }
         let mut tx = self.tenant_tx(tenant).await?;
-        let mut jobs = schedule_windows(
-            &mut tx,
-            tenant,
-            &[(window_start, window_end)],
-            model_version,
-            correlation_id,
-        )
-        .await?;
+        let window = crate::rollups::job_span(&mut tx, (window_start, window_end)).await?;
+        let mut jobs =
+            schedule_windows(&mut tx, tenant, &[window], model_version, correlation_id).await?;
         tx.commit().await?;
         jobs.pop().ok_or(StoreError::NotFound)
     }
@@ -396,6 +392,8 @@ pub struct NewAllocation<'a> {
 /// The result of one run, to write.
 pub struct WindowResult<'a> {
     pub recompute: &'a RecomputeJob,
+    /// The window as worked on (`rollups::job_span`): its allocations are replaced.
+    pub span: (DateTime<Utc>, DateTime<Utc>),
     pub allocations: &'a [NewAllocation<'a>],
     pub conversions: usize,
 }
@@ -415,8 +413,8 @@ pub async fn replace_window(
     )
     .bind(tenant)
     .bind(&job.model_version)
-    .bind(job.window_start)
-    .bind(job.window_end)
+    .bind(result.span.0)
+    .bind(result.span.1)
     .execute(&mut *conn)
     .await?;
     for chunk in result.allocations.chunks(INSERT_CHUNK) {

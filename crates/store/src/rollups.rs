@@ -13,7 +13,9 @@ use crate::ids::TenantId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
 use tally_core::reconcile::{Item, Status};
+use uuid::Uuid;
 
 /// Local hour and day bounds of `[start, end)` in `tz`: the hours and days that overlap it.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
@@ -42,59 +44,171 @@ async fn spans(
     .await?)
 }
 
-/// Rebuilds the revenue rollups of every local hour and day that `window` overlaps, from the
-/// stored allocations and their verified shares. Fractional conversions are summed in a fixed
-/// order (floating-point addition is not associative), so a rerun gives bit-identical rows
-/// whatever plan PostgreSQL picks. A neighbouring window's rows in a shared edge hour are
-/// included. In the caller's job transaction, after the tenant's recompute lock.
+/// The span a job over `window` works on: `window` widened to the tenant's local hour boundaries
+/// (`tally_local_hour_cover`), so the rollup buckets it rebuilds hold only its own conversions
+/// and orders. Windows are cut so already when they are scheduled; this covers a time zone that
+/// changed since.
+pub async fn job_span(
+    conn: &mut PgConnection,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<(DateTime<Utc>, DateTime<Utc>), StoreError> {
+    sqlx::query_as(
+        "SELECT c.cover_start, c.cover_end FROM tenant_settings,
+                tally_local_hour_cover($1, $2, time_zone) AS c",
+    )
+    .bind(window.0)
+    .bind(window.1)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+/// One allocation as the rollups count it: its claimed cents and weight, and its share of the
+/// order's verified net (0 while nothing is verified).
+#[derive(Debug, Clone, Copy)]
+pub struct Contribution<'a> {
+    pub conversion_id: Uuid,
+    pub model: &'a str,
+    pub channel_code: &'a str,
+    pub currency: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub allocated_cents: i64,
+    pub weight: f64,
+    pub verified_cents: i64,
+}
+
+/// The local hour of each of `times` in `tz`, by the database's own `tally_local_hour`, so the
+/// buckets written here are the ones readers and other writers cut.
+async fn local_hours(
+    conn: &mut PgConnection,
+    times: &[DateTime<Utc>],
+    tz: &str,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT tally_local_hour(t, $2) FROM unnest($1::timestamptz[]) WITH ORDINALITY AS u(t, i)
+         ORDER BY i",
+    )
+    .bind(times)
+    .bind(tz)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Deletes `table`'s rows of one grain in `[from, to)` (for revenue rows, of one model version).
+async fn clear(
+    conn: &mut PgConnection,
+    table: &str,
+    tenant: TenantId,
+    model_version: Option<&str>,
+    grain: &str,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<(), StoreError> {
+    let versioned = if model_version.is_some() {
+        "AND model_version = $5"
+    } else {
+        ""
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE tenant_id = $1 AND grain = $2 AND bucket_start >= $3
+         AND bucket_start < $4 {versioned}"
+    )))
+    .bind(tenant)
+    .bind(grain)
+    .bind(from)
+    .bind(to)
+    .bind(model_version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the revenue rollups of `window`, which is cut at local hour boundaries
+/// (`tally_local_hour_cover`), from every allocation of its conversions: the hour rows from
+/// `contributions`, then the day rows of the days it overlaps from their hour rows. In the
+/// caller's job transaction, after the tenant's recompute lock.
+///
+/// The hour rows are summed here rather than by a join of stored allocations and verified shares
+/// in SQL: the job has both in memory, and writing the shares only to join them back cost more
+/// than the recompute itself (over 10 minutes on the bench month, with the statistics of rows
+/// written earlier in the same transaction unknown to the planner). Fractional conversions are
+/// summed in conversion order (floating-point addition is not associative), so a rerun writes
+/// bit-identical rows.
 pub async fn rebuild_revenue(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
     window: (DateTime<Utc>, DateTime<Utc>),
     tz: &str,
+    contributions: &[Contribution<'_>],
 ) -> Result<(), StoreError> {
     let s = spans(conn, window, tz).await?;
-    sqlx::query(
-        "DELETE FROM revenue_rollups WHERE tenant_id = $1 AND model_version = $2 AND grain = 'hour'
-         AND bucket_start >= $3 AND bucket_start < $4",
+    let mut order: Vec<&Contribution> = contributions.iter().collect();
+    order.sort_by_key(|c| c.conversion_id);
+    let mut times: Vec<DateTime<Utc>> = order.iter().map(|c| c.occurred_at).collect();
+    times.sort_unstable();
+    times.dedup();
+    let hours = local_hours(conn, &times, tz).await?;
+    type Key<'a> = (DateTime<Utc>, &'a str, &'a str, &'a str);
+    let mut sums: BTreeMap<Key, (f64, i64, i64)> = BTreeMap::new();
+    for c in order {
+        let at = times.binary_search(&c.occurred_at).map_err(|_| {
+            StoreError::Invalid("a contribution's time is not among the bucketed ones".into())
+        })?;
+        let sum = sums
+            .entry((hours[at], c.model, c.channel_code, c.currency))
+            .or_default();
+        sum.0 += c.weight;
+        sum.1 = checked_sum(sum.1, c.allocated_cents)?;
+        sum.2 = checked_sum(sum.2, c.verified_cents)?;
+    }
+    clear(
+        conn,
+        "revenue_rollups",
+        tenant,
+        Some(model_version),
+        "hour",
+        (s.hour_from, s.hour_to),
     )
-    .bind(tenant)
-    .bind(model_version)
-    .bind(s.hour_from)
-    .bind(s.hour_to)
-    .execute(&mut *conn)
     .await?;
+    let mut rows = RollupColumns::default();
+    for ((bucket, model, channel, currency), (conversions, claimed, verified)) in sums {
+        rows.bucket.push(bucket);
+        rows.model.push(model);
+        rows.channel.push(channel);
+        rows.currency.push(currency);
+        rows.conversions.push(conversions);
+        rows.claimed.push(claimed);
+        rows.verified.push(verified);
+    }
     sqlx::query(
         "INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone,
              model, channel_code, currency, conversions, claimed_cents, verified_cents)
-         SELECT a.tenant_id, a.model_version, 'hour', tally_local_hour(a.occurred_at, $5), $5,
-                a.model, a.channel_code, a.currency,
-                sum(a.weight ORDER BY a.conversion_id), sum(a.allocated_cents),
-                coalesce(sum(v.verified_cents), 0)
-         FROM attribution_allocations a
-         LEFT JOIN verified_allocations v ON v.tenant_id = a.tenant_id
-              AND v.conversion_id = a.conversion_id AND v.model = a.model
-              AND v.model_version = a.model_version AND v.channel_code = a.channel_code
-         WHERE a.tenant_id = $1 AND a.model_version = $2 AND a.occurred_at >= $3 AND a.occurred_at < $4
-         GROUP BY a.tenant_id, a.model_version, 4, a.model, a.channel_code, a.currency",
+         SELECT $1, $2, 'hour', u.bucket, $3, u.model, u.channel, u.currency, u.conversions,
+                u.claimed, u.verified
+         FROM unnest($4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::float8[],
+                     $9::bigint[], $10::bigint[])
+              AS u(bucket, model, channel, currency, conversions, claimed, verified)",
     )
     .bind(tenant)
     .bind(model_version)
-    .bind(s.hour_from)
-    .bind(s.hour_to)
     .bind(tz)
+    .bind(rows.bucket)
+    .bind(rows.model)
+    .bind(rows.channel)
+    .bind(rows.currency)
+    .bind(rows.conversions)
+    .bind(rows.claimed)
+    .bind(rows.verified)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "DELETE FROM revenue_rollups WHERE tenant_id = $1 AND model_version = $2 AND grain = 'day'
-         AND bucket_start >= $3 AND bucket_start < $4",
+    clear(
+        conn,
+        "revenue_rollups",
+        tenant,
+        Some(model_version),
+        "day",
+        (s.day_from, s.day_to),
     )
-    .bind(tenant)
-    .bind(model_version)
-    .bind(s.day_from)
-    .bind(s.day_to)
-    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone,
@@ -117,6 +231,25 @@ pub async fn rebuild_revenue(
     Ok(())
 }
 
+/// The hour rows to insert, column by column (for `unnest`).
+#[derive(Default)]
+struct RollupColumns<'a> {
+    bucket: Vec<DateTime<Utc>>,
+    model: Vec<&'a str>,
+    channel: Vec<&'a str>,
+    currency: Vec<&'a str>,
+    conversions: Vec<f64>,
+    claimed: Vec<i64>,
+    verified: Vec<i64>,
+}
+
+/// Amounts are bounded at the door so that a tenant's sums fit in i64 (issue 12); a sum that
+/// would not is refused rather than wrapped.
+fn checked_sum(a: i64, b: i64) -> Result<i64, StoreError> {
+    a.checked_add(b)
+        .ok_or_else(|| StoreError::Invalid("a rollup sum is beyond a 64-bit amount".into()))
+}
+
 /// Rebuilds the paid-not-tracked rollups of `window`'s hours from a run's items (each such order
 /// counted in the hour of its first posting), then the days those hours are in.
 pub async fn rebuild_unattributed(
@@ -137,14 +270,14 @@ pub async fn rebuild_unattributed(
         .map(|i| i.verified_currency.as_deref())
         .collect();
     let cents: Vec<i64> = untracked.iter().map(|i| i.verified_cents).collect();
-    sqlx::query(
-        "DELETE FROM unattributed_rollups WHERE tenant_id = $1 AND grain = 'hour'
-         AND bucket_start >= $2 AND bucket_start < $3",
+    clear(
+        conn,
+        "unattributed_rollups",
+        tenant,
+        None,
+        "hour",
+        (s.hour_from, s.hour_to),
     )
-    .bind(tenant)
-    .bind(s.hour_from)
-    .bind(s.hour_to)
-    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "INSERT INTO unattributed_rollups (tenant_id, grain, bucket_start, time_zone, currency,
@@ -161,14 +294,14 @@ pub async fn rebuild_unattributed(
     .bind(cents)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "DELETE FROM unattributed_rollups WHERE tenant_id = $1 AND grain = 'day'
-         AND bucket_start >= $2 AND bucket_start < $3",
+    clear(
+        conn,
+        "unattributed_rollups",
+        tenant,
+        None,
+        "day",
+        (s.day_from, s.day_to),
     )
-    .bind(tenant)
-    .bind(s.day_from)
-    .bind(s.day_to)
-    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "INSERT INTO unattributed_rollups (tenant_id, grain, bucket_start, time_zone, currency,

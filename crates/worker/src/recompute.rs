@@ -13,7 +13,8 @@ use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
     self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
 };
-use tally_store::reconciliation;
+use tally_store::reconciliation::{self, AllocationShare};
+use tally_store::rollups;
 use uuid::Uuid;
 
 /// Test hook for the crash test: pause this long after writing, before committing, so a test can
@@ -67,14 +68,8 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     let settings = recompute::attribution_settings(tx).await?;
     let lookback = TimeDelta::days(settings.lookback_days.into());
     let models = model_configs(&settings)?;
-    let events = recompute::load_window(
-        tx,
-        job.tenant_id,
-        window.window_start,
-        window.window_end,
-        lookback,
-    )
-    .await?;
+    let span = rollups::job_span(tx, (window.window_start, window.window_end)).await?;
+    let events = recompute::load_window(tx, job.tenant_id, span.0, span.1, lookback).await?;
     // The models are CPU-bound for up to seconds; keep them off the async threads.
     let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
         .await
@@ -85,16 +80,18 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         job.tenant_id,
         WindowResult {
             recompute: &window,
+            span,
             allocations: &allocations,
             conversions: computed.events.conversions.len(),
         },
     )
     .await?;
-    // The window's verified shares and rollups follow its new allocations in this transaction.
-    let window_span = (window.window_start, window.window_end);
-    let run = reconciliation::start_inline_run(tx, job.tenant_id, window_span, &job.correlation_id)
-        .await?;
-    crate::reconcile::reconcile_window(tx, job.tenant_id, run, window_span).await?;
+    // The window's verified shares and rollups follow its new allocations in this transaction,
+    // from the allocations in hand rather than read back.
+    let shares = allocations.iter().map(AllocationShare::from).collect();
+    let run =
+        reconciliation::start_inline_run(tx, job.tenant_id, span, &job.correlation_id).await?;
+    crate::reconcile::reconcile_window(tx, job.tenant_id, run, span, Some(shares)).await?;
     if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
         tracing::warn!(ms, "{PAUSE_ENV} set: pausing before commit");
         tokio::time::sleep(Duration::from_millis(ms)).await;

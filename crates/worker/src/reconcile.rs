@@ -16,7 +16,8 @@ use tally_attribution::rounding::{largest_remainder, resplit};
 use tally_core::reconcile::{Item, Status, classify, summarize};
 use tally_store::TenantId;
 use tally_store::jobs::ClaimedJob;
-use tally_store::reconciliation::{self as runs, AllocationShare, VerifiedShare};
+use tally_store::reconciliation::{self as runs, AllocationShare};
+use tally_store::rollups::Contribution;
 use tally_store::{recompute, rollups};
 use uuid::Uuid;
 
@@ -40,13 +41,8 @@ impl Handler for Reconcile {
         Box::pin(async move {
             let run = runs::get_run(tx, payload(job)?.run_id).await?;
             recompute::lock_tenant(tx, job.tenant_id, MODEL_VERSION).await?;
-            reconcile_window(
-                tx,
-                job.tenant_id,
-                run.id,
-                (run.window_start, run.window_end),
-            )
-            .await
+            let span = rollups::job_span(tx, (run.window_start, run.window_end)).await?;
+            reconcile_window(tx, job.tenant_id, run.id, span, None).await
         })
     }
 
@@ -74,13 +70,16 @@ impl Handler for Reconcile {
     }
 }
 
-/// Reconciles `window` as run `run_id`, writes each allocation's verified share and rebuilds the
-/// window's rollups. The caller holds the tenant's recompute lock.
+/// Reconciles `window` as run `run_id`, spreads each order's verified net over its conversion's
+/// allocations and rebuilds the window's rollups from them. `allocations` are the window's
+/// allocations when the caller has them in hand (a recompute that just wrote them), else they
+/// are read. The caller holds the tenant's recompute lock.
 pub async fn reconcile_window(
     tx: &mut PgConnection,
     tenant: TenantId,
     run_id: Uuid,
     window: (DateTime<Utc>, DateTime<Utc>),
+    allocations: Option<Vec<AllocationShare>>,
 ) -> anyhow::Result<()> {
     let settings = runs::settings(tx).await?;
     let grace = TimeDelta::hours(settings.reconciliation_grace_hours.into());
@@ -93,12 +92,42 @@ pub async fn reconcile_window(
         .collect();
     let summary = summarize(&items);
 
-    let settled: Vec<&Item> = items.iter().filter(|i| carries_verified(i)).collect();
-    let conversions: Vec<Uuid> = settled.iter().filter_map(|i| i.conversion_id).collect();
-    let shares = runs::allocation_shares(tx, tenant, MODEL_VERSION, &conversions).await?;
-    let verified = verified_shares(&settled, &shares)?;
-    runs::replace_verified(tx, tenant, MODEL_VERSION, window, &verified).await?;
-    rollups::rebuild_revenue(tx, tenant, MODEL_VERSION, window, &settings.time_zone).await?;
+    let mut shares = match allocations {
+        Some(shares) => shares,
+        None => runs::allocation_shares(tx, tenant, MODEL_VERSION, window).await?,
+    };
+    // The rounding's tie order, and the order `verified_shares` groups by.
+    shares.sort_unstable_by(|a, b| {
+        (a.conversion_id, &a.model, &a.channel_code).cmp(&(
+            b.conversion_id,
+            &b.model,
+            &b.channel_code,
+        ))
+    });
+    let verified = verified_shares(&items, &shares)?;
+    let contributions: Vec<Contribution> = shares
+        .iter()
+        .zip(verified)
+        .map(|(s, verified_cents)| Contribution {
+            conversion_id: s.conversion_id,
+            model: &s.model,
+            channel_code: &s.channel_code,
+            currency: &s.currency,
+            occurred_at: s.occurred_at,
+            allocated_cents: s.allocated_cents,
+            weight: s.weight,
+            verified_cents,
+        })
+        .collect();
+    rollups::rebuild_revenue(
+        tx,
+        tenant,
+        MODEL_VERSION,
+        window,
+        &settings.time_zone,
+        &contributions,
+    )
+    .await?;
     rollups::rebuild_unattributed(tx, tenant, window, &settings.time_zone, &items).await?;
     runs::finish_run(
         tx,
@@ -122,22 +151,22 @@ fn carries_verified(item: &Item) -> bool {
         && item.verified_cents != 0
 }
 
-/// Each allocation's share of its order's verified net: the net split in the proportions of the
-/// conversion's allocated cents under each model (largest remainder, so a model's shares add up
-/// to the net exactly), or of the model's weights when the conversion's revenue was zero.
-fn verified_shares<'a>(
-    settled: &[&Item],
-    shares: &'a [AllocationShare],
-) -> anyhow::Result<Vec<VerifiedShare<'a>>> {
-    let net: std::collections::HashMap<Uuid, i64> = settled
+/// Each allocation's share of its order's verified net, parallel to `shares` (sorted by
+/// conversion, model and channel): the net split in the proportions of the conversion's
+/// allocated cents under each model (largest remainder, so a model's shares add up to the net
+/// exactly), or of the model's weights when the conversion's revenue was zero; 0 where the order
+/// carries no verified money in its tracked currency.
+fn verified_shares(items: &[Item], shares: &[AllocationShare]) -> anyhow::Result<Vec<i64>> {
+    let net: std::collections::HashMap<Uuid, i64> = items
         .iter()
+        .filter(|i| carries_verified(i))
         .filter_map(|i| Some((i.conversion_id?, i.verified_cents)))
         .collect();
     let mut out = Vec::with_capacity(shares.len());
-    // `shares` is ordered by conversion, model and channel: each run of one (conversion, model)
-    // is one split.
+    // Each run of one (conversion, model) is one split.
     for group in shares.chunk_by(|a, b| a.conversion_id == b.conversion_id && a.model == b.model) {
         let Some(&total) = net.get(&group[0].conversion_id) else {
+            out.extend(std::iter::repeat_n(0, group.len()));
             continue;
         };
         let cents: Vec<i64> = group.iter().map(|s| s.allocated_cents).collect();
@@ -148,18 +177,7 @@ fn verified_shares<'a>(
                 largest_remainder(total, &weights).context("splitting a verified net")?
             }
         };
-        out.extend(
-            group
-                .iter()
-                .zip(parts)
-                .map(|(s, verified_cents)| VerifiedShare {
-                    conversion_id: s.conversion_id,
-                    model: &s.model,
-                    channel_code: &s.channel_code,
-                    verified_cents,
-                    occurred_at: s.occurred_at,
-                }),
-        );
+        out.extend(parts);
     }
     Ok(out)
 }
@@ -175,6 +193,7 @@ mod tests {
             channel_code: channel.into(),
             allocated_cents: cents,
             weight,
+            currency: "EUR".into(),
             occurred_at: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         }
     }
@@ -205,29 +224,20 @@ mod tests {
             share(1, "linear", "email", 3000, 0.5),
             share(1, "linear", "paid_search_google", 2999, 0.5),
             share(2, "linear", "direct", 0, 1.0),
+            share(3, "linear", "direct", 700, 1.0),
         ];
-        let items = [item(1, 4000), item(2, 1234)];
-        let refs: Vec<&Item> = items.iter().collect();
-        let got: Vec<(u128, &str, &str, i64)> = verified_shares(&refs, &shares)
-            .unwrap()
-            .iter()
-            .map(|v| {
-                (
-                    v.conversion_id.as_u128(),
-                    v.model,
-                    v.channel_code,
-                    v.verified_cents,
-                )
-            })
-            .collect();
+        // Order 3 is unpaid: its allocation keeps 0 verified.
+        let mut unpaid = item(3, 0);
+        unpaid.status = Status::AwaitingPayment;
+        let items = [item(1, 4000), item(2, 1234), unpaid];
         assert_eq!(
-            got,
+            verified_shares(&items, &shares).unwrap(),
             [
-                (1, "first_touch", "email", 4000),
-                (1, "linear", "email", 2000),
-                (1, "linear", "paid_search_google", 2000),
+                4000, // first_touch, email
+                2000, // linear, email
+                2000, // linear, paid_search_google
                 // Zero tracked revenue: the model's weights decide.
-                (2, "linear", "direct", 1234),
+                1234, 0,
             ]
         );
     }

@@ -74,3 +74,71 @@ async fn money_signs_and_windows_are_checked() {
     .unwrap_err();
     assert!(err.to_string().contains("check constraint"), "{err}");
 }
+
+/// Allocations are checked per statement (migration 0130) rather than by per-row foreign keys:
+/// each must name a conversion event of its own tenant, with that event's time and currency,
+/// and a channel of the taxonomy.
+#[tokio::test]
+async fn allocations_must_match_a_conversion_of_their_tenant() {
+    let t = TestDb::new().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut own = owner(&t).await;
+    let conversion_a = seed_tenant(&mut own, a).await;
+    let conversion_b = seed_tenant(&mut own, b).await;
+    insert_event(&t, a, "touch-1", "direct").await.unwrap();
+    let allocate = |conversion: Option<Uuid>, channel: &'static str, shift: &'static str| {
+        let t = &t;
+        async move {
+            let mut conn = owner(t).await;
+            let mut tx = begin_for_tenant(&mut conn, a).await;
+            sqlx::query(
+                "INSERT INTO attribution_allocations (tenant_id, conversion_id, model,
+                     model_version, channel_code, allocated_cents, weight, currency, occurred_at)
+                 SELECT $1, e.id, 'linear', 'v1', $3, 1999, 1, 'USD',
+                        e.occurred_at + $4::interval
+                 FROM attribution_events e
+                 WHERE e.id = coalesce($2, (SELECT id FROM attribution_events
+                                            WHERE event_id = 'touch-1'))",
+            )
+            .bind(a)
+            .bind(conversion)
+            .bind(channel)
+            .bind(shift)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+    };
+    allocate(Some(conversion_a), "email", "0").await.unwrap();
+    for (conversion, channel, shift, why) in [
+        (None, "email", "0", "a touch is not a conversion"),
+        (Some(conversion_a), "not_a_channel", "0", "unknown channel"),
+        (
+            Some(conversion_a),
+            "email",
+            "1 second",
+            "not the conversion's time",
+        ),
+    ] {
+        let err = allocate(conversion, channel, shift).await.unwrap_err();
+        assert!(err.to_string().contains("allocation"), "{why}: {err}");
+    }
+    // Another tenant's conversion is invisible under RLS: nothing to allocate, and writing its id
+    // by hand is refused.
+    let mut conn = owner(&t).await;
+    let mut tx = begin_for_tenant(&mut conn, a).await;
+    let err = sqlx::query(
+        "INSERT INTO attribution_allocations (tenant_id, conversion_id, model, model_version,
+             channel_code, allocated_cents, weight, currency, occurred_at)
+         VALUES ($1, $2, 'linear', 'v1', 'email', 1999, 1, 'USD', now())",
+    )
+    .bind(a)
+    .bind(conversion_b)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("does not match a conversion"),
+        "{err}"
+    );
+}

@@ -48,8 +48,6 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
         INSERT INTO reconciliation_items (tenant_id, run_id, order_id, status, conversion_id, verified_cents,
                 paid_cents, reversed_cents, postings)
             SELECT '{tenant}', id, 'o1', 'matched', '{event}', 1999, 1999, 0, 1 FROM reconciliation_runs;
-        INSERT INTO verified_allocations (tenant_id, conversion_id, model, model_version, channel_code, verified_cents, occurred_at)
-            VALUES ('{tenant}', '{event}', 'linear', 'v1', 'direct', 1999, now());
         INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone, model, channel_code, currency, claimed_cents)
             VALUES ('{tenant}', 'v1', 'hour', date_trunc('hour', now()), 'UTC', 'linear', 'direct', 'USD', 1999);
         INSERT INTO unattributed_rollups (tenant_id, grain, bucket_start, time_zone, currency, orders, verified_cents)
