@@ -22,28 +22,28 @@ ALTER TABLE attribution_allocations
 CREATE FUNCTION tally_check_new_allocations() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    bad record;
+    n record;
 BEGIN
-    SELECT n.tenant_id, n.conversion_id INTO bad
-    FROM (SELECT DISTINCT tenant_id, conversion_id, occurred_at, currency FROM new_rows) n
-    WHERE NOT EXISTS (
-        SELECT FROM attribution_events e
+    -- One primary-key probe per distinct conversion, in a loop rather than one anti-join: the
+    -- planner knows nothing of a transition table and, right after a bulk load, little of
+    -- attribution_events, and a join it got wrong cost 24 s for 100 k rows on the bench.
+    FOR n IN SELECT DISTINCT tenant_id, conversion_id, occurred_at, currency FROM new_rows LOOP
+        PERFORM FROM attribution_events e
         WHERE e.tenant_id = n.tenant_id AND e.id = n.conversion_id AND e.kind = 'conversion'
-          AND e.occurred_at = n.occurred_at AND e.currency = n.currency)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'allocation of % does not match a conversion event of tenant %',
-            bad.conversion_id, bad.tenant_id
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    SELECT n.channel_code INTO bad
-    FROM (SELECT DISTINCT channel_code FROM new_rows) n
-    WHERE NOT EXISTS (SELECT FROM channel_taxonomy t WHERE t.code = n.channel_code)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'allocation to unknown channel %', bad.channel_code
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
+          AND e.occurred_at = n.occurred_at AND e.currency = n.currency;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'allocation of % does not match a conversion event of tenant %',
+                n.conversion_id, n.tenant_id
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END LOOP;
+    FOR n IN SELECT DISTINCT channel_code FROM new_rows LOOP
+        PERFORM FROM channel_taxonomy t WHERE t.code = n.channel_code;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'allocation to unknown channel %', n.channel_code
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END LOOP;
     RETURN NULL;
 END
 $$;

@@ -262,19 +262,31 @@ pub async fn load_orders(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<WindowOrders, StoreError> {
-    // Every conversion of every order converted in the window, first ones first.
-    let conversions: Vec<(String, Uuid, DateTime<Utc>, i64, String)> = sqlx::query_as(
-        "SELECT e.order_id, e.id, e.occurred_at, e.revenue_cents, e.currency::text
-         FROM attribution_events e
-         WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.order_id IN (
-             SELECT w.order_id FROM attribution_events w
-             WHERE w.tenant_id = $1 AND w.kind = 'conversion' AND w.order_id IS NOT NULL
-               AND w.occurred_at >= $2 AND w.occurred_at < $3)
-         ORDER BY e.order_id, e.occurred_at, e.id",
+    // Every conversion of every order converted in the window, first ones first. In two steps,
+    // the window's orders by the conversions' time index, then their conversions by the order
+    // index through an array: one statement with `IN (subquery)` was planned as a scan of every
+    // conversion right after a bulk load (20 s for 22 k orders on the bench day).
+    let mut window_orders: Vec<String> = sqlx::query_scalar(
+        "SELECT order_id FROM attribution_events
+         WHERE tenant_id = $1 AND kind = 'conversion' AND order_id IS NOT NULL
+           AND occurred_at >= $2 AND occurred_at < $3",
     )
     .bind(tenant)
     .bind(start)
     .bind(end)
+    .fetch_all(&mut *conn)
+    .await?;
+    window_orders.sort_unstable();
+    window_orders.dedup();
+    let conversions: Vec<(String, Uuid, DateTime<Utc>, i64, String)> = sqlx::query_as(
+        "SELECT e.order_id, e.id, e.occurred_at, e.revenue_cents, e.currency::text
+         FROM unnest($2::text[]) AS w(order_id)
+         JOIN attribution_events e ON e.tenant_id = $1 AND e.order_id = w.order_id
+              AND e.kind = 'conversion'
+         ORDER BY e.order_id, e.occurred_at, e.id",
+    )
+    .bind(tenant)
+    .bind(&window_orders)
     .fetch_all(&mut *conn)
     .await?;
     let mut tracked: BTreeMap<String, Tracked> = BTreeMap::new();
