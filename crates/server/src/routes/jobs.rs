@@ -1,4 +1,5 @@
-//! A tenant's dead-lettered background jobs and their replay (scope `admin`).
+//! A tenant's dead-lettered background jobs (listing: scope `read`, so the dashboard's data
+//! health page can show them to an analyst) and their replay (scope `admin`).
 
 use crate::auth::Caller;
 use crate::context;
@@ -59,7 +60,7 @@ pub struct Replayed {
     pub job_id: Option<Uuid>,
 }
 
-/// This tenant's failed jobs, newest first (scope `admin`).
+/// This tenant's failed jobs, newest first (scope `read`).
 #[utoipa::path(get, path = "/v1/jobs/failed", tag = "jobs", security(("api_key" = [])),
     responses(
         (status = 200, body = Vec<FailedJobView>),
@@ -70,7 +71,7 @@ async fn list_failed(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<FailedJobView>>, ApiError> {
-    caller.require(Scope::Admin)?;
+    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let failed = jobs::list_failed(&mut tx).await?;
     Ok(Json(failed.into_iter().map(Into::into).collect()))
