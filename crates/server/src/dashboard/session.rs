@@ -9,8 +9,8 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::Form;
 use crate::state::AppState;
-use axum::Form;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

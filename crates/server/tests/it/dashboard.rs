@@ -3,6 +3,7 @@
 
 use crate::browser::Browser;
 use crate::common::{TestServer, assert_problem, until, workers};
+use crate::reconciliation::quiet;
 use crate::vendors::{Hook, hook, send};
 use chrono::{Duration as Days, Utc};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -74,6 +75,25 @@ async fn dashboard_session_is_an_httponly_strict_cookie_and_writes_need_the_csrf
     assert_eq!(bad.status(), StatusCode::SEE_OTHER);
     assert_eq!(bad.headers()[LOCATION], "/?sign_in=failed");
     assert!(bad.headers().get(SET_COOKIE).is_none());
+
+    // A post that is not the form is a problem document, not a redirect or a 500.
+    let json_post = s
+        .call(
+            Method::POST,
+            "/dashboard/sign-in",
+            None,
+            Some(&json!({"key": s.key})),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .await;
+    assert_problem(&json_post, 415, "unsupported_media_type");
+    let empty = no_redirects()
+        .post(s.url("/dashboard/sign-in"))
+        .form(&[("not_key", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // An ingest-only key cannot open the (read) dashboard.
     let ingest = s
@@ -302,6 +322,8 @@ fn today() -> (String, String) {
     (d.to_string(), (d + Days::days(1)).to_string())
 }
 
+/// Waits until attribution and a reconciliation of today have caught up with the seed, and no
+/// job is left that could change a figure while the browser reads it.
 async fn settle(s: &TestServer) {
     let (from, to) = today();
     until(
@@ -328,6 +350,7 @@ async fn settle(s: &TestServer) {
         .await;
     let path = format!("/v1/reconciliation/runs/{}", run["id"].as_str().unwrap());
     until(s, &path, |r| r["run"]["status"] == "succeeded").await;
+    quiet(s).await;
 }
 
 /// `data-cents` of every element whose `data-k` starts with `prefix`, keyed by the rest.

@@ -66,7 +66,7 @@ async fn reconcile(s: &TestServer, from: &str, to: &str) -> Value {
 }
 
 /// Waits until no job is pending or running, so automatic runs have settled.
-async fn quiet(s: &TestServer) {
+pub async fn quiet(s: &TestServer) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let busy: i64 =
