@@ -8,7 +8,7 @@
 //! script (a vendored chart library would be larger than the whole app for two line series).
 //!
 //! Safety: the page loads only same-origin script and style (a strict CSP, no inline script),
-//! cannot be framed, sends no referrer. Sign-in exchanges a key (POST body, never a URL) for an
+//! cannot be framed, sends referrers only to itself. Sign-in exchanges a key (POST body, never a URL) for an
 //! HttpOnly SameSite=Strict session cookie ([`session`]); the API's `Caller` accepts that cookie,
 //! and requires the session's CSRF token on anything but GET/HEAD.
 
@@ -67,9 +67,11 @@ pub async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Res
         HeaderValue::from_static(CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on form
+    // posts, and sign-in's origin check needs the real one (found by the browser test).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735b4d3a2c";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     http: reqwest::Client,
@@ -119,7 +119,10 @@ impl Browser {
         let v = self
             .post("/element", json!({"using": "css selector", "value": css}))
             .await;
-        v[ELEMENT].as_str().unwrap().to_string()
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
     }
 
     pub async fn click(&self, css: &str) {
@@ -141,7 +144,16 @@ impl Browser {
             if !(v.is_null() || v == Value::Bool(false)) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "waited {secs} s for {what}");
+            if Instant::now() >= deadline {
+                let page = self
+                    .js(
+                        "return location.href + ' | ' + document.body.innerText.slice(0, 600);",
+                        json!([]),
+                    )
+                    .await;
+                let console = self.console().await;
+                panic!("waited {secs} s for {what}; page: {page}; console: {console:?}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -161,7 +161,8 @@ async function channels() {
   const rows = report.channels.map(c => {
     const m = c.models.find(x => x.model === model) || { conversions: 0, claimed_cents: 0, verified_cents: 0 };
     return { channel: c.channel_code, currency: c.currency, conversions: m.conversions, claimed: m.claimed_cents, verified: m.verified_cents };
-  });
+  // As `?model=` answers: a channel with nothing under this model is not listed.
+  }).filter(r => r.conversions || r.claimed || r.verified);
   const cols = [
     { key: "channel", label: "Channel" }, { key: "currency", label: "Currency" },
     { key: "conversions", label: "Conversions", num: true, cell: r => num(r.conversions, `conv-${r.channel}-${r.currency}`) },
