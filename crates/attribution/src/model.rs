@@ -56,10 +56,15 @@ impl fmt::Display for Model {
     }
 }
 
-/// A model code that is not one of [`Model::ALL`].
+/// A model code that is not one of [`Model::ALL`]; its message lists the valid ones, so a
+/// client that guessed (`Linear`) learns the spelling from the error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown attribution model `{0}`")]
+#[error("unknown attribution model `{0}`; the models are {codes}", codes = model_codes())]
 pub struct UnknownModel(pub String);
+
+fn model_codes() -> String {
+    Model::ALL.map(Model::code).join(", ")
+}
 
 impl FromStr for Model {
     type Err = UnknownModel;

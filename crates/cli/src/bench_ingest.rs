@@ -16,6 +16,7 @@ use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use std::net::SocketAddr;
@@ -126,8 +127,22 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     Ok(())
 }
 
-/// A realistic mix: mostly touches with utm tags or referrers, one purchase in ten.
-fn event(prefix: &str, i: usize) -> Value {
+/// A bar on stderr for one method's run, so a 200,000-event run shows that it is moving and
+/// how long is left; indicatif hides it when stderr is not a terminal (CI logs stay clean) and
+/// redraws at most a few times a second, so counting costs the measurement nothing visible.
+fn progress(method: &str, events: usize) -> anyhow::Result<ProgressBar> {
+    let bar = ProgressBar::new(events as u64).with_prefix(method.to_string());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>6} [{bar:40}] {pos}/{len} events, {per_sec}, {eta} left",
+        )?
+        .progress_chars("=> "),
+    );
+    Ok(bar)
+}
+
+/// A realistic mix: mostly touches with utm tags or referrers, one purchase in ten, live (today).
+pub(crate) fn event(prefix: &str, i: usize) -> Value {
     let at = (Utc::now() - TimeDelta::seconds((i % 86_400) as i64 + 60)).to_rfc3339();
     let session = format!("s-{}", i / 5);
     if i % 10 == 9 {
@@ -169,14 +184,16 @@ async fn batch_over_http(addr: SocketAddr, key: &str, opts: &Options) -> anyhow:
         .map(<[Value]>::to_vec)
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(batches));
+    let bar = progress("batch", opts.events)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.batch_clients {
-        let (http, url, key, queue) = (
+        let (http, url, key, queue, bar) = (
             http.clone(),
             format!("{base}/v1/events/batch"),
             key.to_string(),
             queue.clone(),
+            bar.clone(),
         );
         tasks.push(tokio::spawn(async move {
             loop {
@@ -200,13 +217,16 @@ async fn batch_over_http(addr: SocketAddr, key: &str, opts: &Options) -> anyhow:
                     "not all accepted: {}",
                     body["rejected"]
                 );
+                bar.inc(batch.len() as u64);
             }
         }));
     }
     for t in tasks {
         t.await??;
     }
-    Ok(opts.events as f64 / started.elapsed().as_secs_f64())
+    let rate = opts.events as f64 / started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok(rate)
 }
 
 /// Each of the clients owns one keep-alive HTTP/1.1 connection and sends its events one at a
@@ -234,16 +254,20 @@ async fn single_over_http(
             .collect();
         tasks.push((sender, bodies));
     }
+    let bar = progress("single", opts.events)?;
     let started = Instant::now();
     let running: Vec<_> = tasks
         .into_iter()
-        .map(|(sender, bodies)| tokio::spawn(single_client(sender, auth.clone(), bodies)))
+        .map(|(sender, bodies)| {
+            tokio::spawn(single_client(sender, auth.clone(), bodies, bar.clone()))
+        })
         .collect();
     let mut all: Vec<Duration> = Vec::new();
     for t in running {
         all.extend(t.await??);
     }
     let rate = opts.events as f64 / started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
     for conn in connections {
         conn.abort();
     }
@@ -257,6 +281,7 @@ async fn single_client(
     mut sender: SendRequest<Full<Bytes>>,
     auth: HeaderValue,
     bodies: Vec<Bytes>,
+    bar: ProgressBar,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(bodies.len());
     for body in bodies {
@@ -276,6 +301,7 @@ async fn single_client(
             String::from_utf8_lossy(&body)
         );
         latencies.push(t0.elapsed());
+        bar.inc(1);
     }
     Ok(latencies)
 }
@@ -288,7 +314,10 @@ async fn raw_copy(cfg: &DbConfig, tenant: TenantId, events: usize) -> anyhow::Re
         resolver: &resolver,
     };
     let mut csv = String::with_capacity(events * 400);
+    // The rows are built before the timed COPY; the bar shows that part, the COPY is one call.
+    let bar = progress("copy", events)?;
     for i in 0..events {
+        bar.inc(1);
         let v = validate(&event("copy", i), &ctx)
             .map_err(|e| anyhow::anyhow!("generated event invalid: {e:?}"))?;
         let fields: [Option<String>; 24] = [
@@ -327,6 +356,7 @@ async fn raw_copy(cfg: &DbConfig, tenant: TenantId, events: usize) -> anyhow::Re
         csv.push_str(&line.join(","));
         csv.push('\n');
     }
+    bar.finish_and_clear();
     let mut conn = PgConnection::connect(&cfg.owner_url).await?;
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS bench_copy_events;

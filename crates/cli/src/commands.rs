@@ -20,10 +20,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the job workers in one process.
     Serve(ServeArgs),
+    /// Load a month of demo data ("Demo Shop") through the HTTP API and print a dashboard key.
+    Demo(crate::demo::DemoArgs),
     /// Run the job workers alone (scale them apart from the API).
     Worker(work::WorkerArgs),
     /// Schedule an attribution recompute of a tenant's window.
     Recompute(work::RecomputeArgs),
+    /// Schedule a reconciliation run of a tenant's window (tracked against paid, per order).
+    Reconcile(work::ReconcileArgs),
     /// Dead-lettered jobs: list, replay.
     #[command(subcommand)]
     Jobs(work::JobsCommand),
@@ -57,6 +61,12 @@ pub struct ServeArgs {
     pub group_commit: GroupCommitArgs,
     #[command(flatten)]
     pub workers: work::WorkerOptions,
+    /// On first start, load the demo month ("Demo Shop") in the background and print the
+    /// dashboard URL and a read key when it is complete.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub demo_options: crate::demo::DemoOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +75,12 @@ pub enum TenantCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// ISO 4217 currency of conversions sent without one (default USD).
+        #[arg(long)]
+        currency: Option<String>,
+        /// IANA time zone of the tenant's days, e.g. Europe/Berlin (default UTC).
+        #[arg(long)]
+        time_zone: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -73,6 +89,21 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show a tenant's settings, or change them with --set (validated as PATCH /v1/settings is;
+    /// a change of lookback, half-life, Markov order or time zone schedules the recomputes).
+    Settings {
+        #[arg(long)]
+        tenant: TenantId,
+        /// A setting to change, `name=value` (repeatable), e.g. `--set lookback_days=14
+        /// --set time_zone=Europe/Berlin`. Values are read as JSON when they parse, else as text.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        set: Vec<(String, serde_json::Value)>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -96,6 +127,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(true);
             serve(args).await
         }
+        Command::Demo(args) => {
+            init_logging(false);
+            crate::demo::command(args).await
+        }
         Command::Worker(args) => {
             init_logging(true);
             work::worker(args, shutdown_signal()).await
@@ -103,6 +138,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recompute(args) => {
             init_logging(false);
             work::recompute(args).await
+        }
+        Command::Reconcile(args) => {
+            init_logging(false);
+            work::reconcile(args).await
         }
         Command::Jobs(cmd) => {
             init_logging(false);
@@ -160,6 +199,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let (stop_workers, workers) = args.workers.spawn(&opened.db);
+    if args.demo {
+        crate::demo::spawn_for_server(opened.db.clone(), listener.local_addr()?, args.demo_options);
+    }
     tally_server::serve(listener, state, async move {
         shutdown_signal().await;
         let _ = stop_workers.send(true);
@@ -184,17 +226,73 @@ async fn shutdown_signal() {
 
 async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
-        TenantCommand::Create { name, json, db } => {
+        TenantCommand::Create {
+            name,
+            currency,
+            time_zone,
+            json,
+            db,
+        } => {
+            let mut initial = serde_json::Map::new();
+            if let Some(currency) = currency {
+                initial.insert("currency".into(), currency.into());
+            }
+            if let Some(time_zone) = time_zone {
+                initial.insert("time_zone".into(), time_zone.into());
+            }
             let opened = database::open(&db).await?;
-            let (tenant, key) = opened.db.create_tenant(&name).await?;
+            let (tenant, key, settings) = opened
+                .db
+                .create_tenant_with_settings(&name, &initial.into())
+                .await?;
             if json {
-                println!("{}", serde_json::json!({"tenant": tenant, "api_key": key}));
+                println!(
+                    "{}",
+                    serde_json::json!({"tenant": tenant, "api_key": key, "settings": settings})
+                );
             } else {
                 println!("tenant  {}  {}", tenant.tenant_id, tenant.name);
                 println!(
                     "api key {}  (scopes: ingest, read, admin; shown once, store it now)",
                     key.secret
                 );
+                println!(
+                    "settings: currency {}, time zone {}",
+                    settings.currency, settings.time_zone
+                );
+            }
+            opened.shutdown();
+        }
+        TenantCommand::Settings {
+            tenant,
+            set,
+            json,
+            db,
+        } => {
+            let opened = database::open(&db).await?;
+            if set.is_empty() {
+                let settings = opened.db.settings(tenant).await.map_err(|e| match e {
+                    tally_store::StoreError::NotFound => anyhow::anyhow!("no tenant {tenant}"),
+                    other => other.into(),
+                })?;
+                if json {
+                    println!("{}", serde_json::to_string(&settings)?);
+                } else {
+                    print!("{settings}");
+                }
+            } else {
+                anyhow::ensure!(opened.db.tenant_exists(tenant).await?, "no tenant {tenant}");
+                let doc: serde_json::Map<String, serde_json::Value> = set.into_iter().collect();
+                let change = opened
+                    .db
+                    .change_settings(tenant, &doc.into(), "cli")
+                    .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&change)?);
+                } else {
+                    print!("{}", change.settings);
+                    println!("recompute windows scheduled: {}", change.recompute.windows);
+                }
             }
             opened.shutdown();
         }
@@ -257,6 +355,16 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `name=value` of `--set`: the value as JSON when it parses (`14`, `true`), otherwise as text
+/// (`Europe/Berlin`, `EUR`), so numbers need no quoting and names no JSON quotes.
+fn parse_assignment(raw: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {raw:?}"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| value.into());
+    Ok((name.trim().to_string(), value))
 }
 
 /// The group-commit setting shared by `serve` and `bench ingest`, so the bench measures what

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use tally_store::cluster::{self, ClusterOptions, Durability, LocalCluster};
-use tally_store::db::bootstrap_managed;
+use tally_store::db::{bootstrap_managed, data_directory};
 use tally_store::{Database, DbConfig};
 
 #[derive(Debug, Clone, Args)]
@@ -79,11 +79,29 @@ async fn managed(args: &DbArgs) -> anyhow::Result<(String, Option<LocalCluster>)
     };
     let owner_url = url(cluster::OWNER, cluster::DATABASE);
     if sqlx_ping(&owner_url).await {
-        tracing::info!(
-            port = args.pg_port,
-            "using the managed PostgreSQL another tally process runs"
-        );
-        return Ok((owner_url, None));
+        // Whatever answers on the port is used only if it is this data directory's cluster:
+        // `--data-dir /tmp/scratch` must never write into the live cluster of another one.
+        let served = data_directory(&url(cluster::SUPERUSER, "postgres")).await;
+        match served {
+            Ok(dir) if cluster::serves_data_dir(&dir, &args.data_dir) => {
+                tracing::info!(
+                    port = args.pg_port,
+                    "using the managed PostgreSQL another tally process runs"
+                );
+                return Ok((owner_url, None));
+            }
+            Ok(dir) => anyhow::bail!(
+                "port {} is taken by the managed PostgreSQL of another data directory ({}), not of {}; give this data directory its own --pg-port (TALLY_PG_PORT)",
+                args.pg_port,
+                dir.display(),
+                args.data_dir.display()
+            ),
+            Err(e) => anyhow::bail!(
+                "port {} is taken by a PostgreSQL server that is not the managed cluster of {} ({e}); give this data directory its own --pg-port (TALLY_PG_PORT), or set DATABASE_URL to use that server",
+                args.pg_port,
+                args.data_dir.display()
+            ),
+        }
     }
     let opts = ClusterOptions {
         data_dir: args.data_dir.clone(),

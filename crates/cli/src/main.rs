@@ -6,8 +6,10 @@
 
 mod bench_cpu;
 mod bench_ingest;
+mod bench_read;
 mod commands;
 mod database;
+mod demo;
 mod work;
 
 use clap::Parser;

@@ -117,6 +117,40 @@ async fn schedule(
         .await?)
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    #[arg(long)]
+    pub tenant: TenantId,
+    /// Window start, RFC 3339 (`2026-03-10T00:00:00Z`), on an hour of the tenant's time zone.
+    #[arg(long)]
+    pub from: DateTime<Utc>,
+    /// Window end, exclusive.
+    #[arg(long)]
+    pub to: DateTime<Utc>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// `tally reconcile`: schedules a reconciliation run of the window; a worker runs it.
+pub async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
+    let opened = database::open(&args.db).await?;
+    anyhow::ensure!(
+        opened.db.tenant_exists(args.tenant).await?,
+        "no tenant {}",
+        args.tenant
+    );
+    let run = opened
+        .db
+        .request_reconciliation(args.tenant, (args.from, args.to), "cli")
+        .await?;
+    println!(
+        "reconciliation run {}  {} .. {}  {}",
+        run.id, run.window_start, run.window_end, run.status
+    );
+    opened.shutdown();
+    Ok(())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List dead-lettered jobs (every tenant's).
@@ -173,6 +207,37 @@ pub enum BenchCommand {
     /// Event ingestion: the batch endpoint and the single-event endpoint over HTTP against raw
     /// COPY, same events, same machine.
     Ingest(BenchIngestArgs),
+    /// The read side: a month for one large and several small tenants, then realtime,
+    /// channels, time series and status under concurrent clients, freshness, and the ingest
+    /// A/B of the live totals.
+    Read(BenchReadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchReadArgs {
+    /// Events of the large tenant's month.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: usize,
+    /// Other tenants.
+    #[arg(long, default_value_t = 9)]
+    pub tenants: usize,
+    /// Events of each other tenant's month.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub other_events: usize,
+    /// Days in the month.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Concurrent read clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds each read is loaded.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Events per round of the ingest A/B.
+    #[arg(long, default_value_t = 20_000)]
+    pub ab_events: usize,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,6 +288,21 @@ pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 group_commit_flushers: args.group_commit.flushers,
             };
             let result = crate::bench_ingest::run(&opened.db, &opened.config, &options).await;
+            opened.shutdown();
+            return result;
+        }
+        BenchCommand::Read(args) => {
+            let opened = database::open(&args.db).await?;
+            let options = crate::bench_read::Options {
+                events: args.events,
+                tenants: args.tenants,
+                other_events: args.other_events,
+                days: args.days,
+                clients: args.clients,
+                seconds: args.seconds,
+                ab_events: args.ab_events,
+            };
+            let result = crate::bench_read::run(&opened.db, &options).await;
             opened.shutdown();
             return result;
         }

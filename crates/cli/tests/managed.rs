@@ -97,6 +97,23 @@ async fn serve_manages_its_own_postgres_and_tenant_keys_work() {
         .unwrap();
     assert_eq!(me["tenant_id"], created["tenant"]["tenant_id"]);
 
+    // Another data directory pointed at the same port must not use this cluster.
+    let elsewhere = dir.path().join("elsewhere");
+    let out = tally(&elsewhere, pg_port, api_port)
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "attached to another data directory's cluster"
+    );
+    assert!(
+        stderr.contains("another data directory") && stderr.contains("--pg-port"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Acme"));
+
     stop(server);
     assert!(
         !data.join("pg/postmaster.pid").exists(),

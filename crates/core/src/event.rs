@@ -11,7 +11,7 @@
 //! | `occurred_at` | required RFC 3339 timestamp with offset, not before 2000, at most 5 minutes ahead of the server clock |
 //! | `session_id` | required, ≤ 255 chars |
 //! | `anonymous_id`, `user_id`, `order_id` | optional, ≤ 255 chars |
-//! | `revenue` | conversions: required, ≥ 0, decimal string or JSON number, exact in the currency's minor unit; touches: not allowed |
+//! | `revenue` | conversions: required, ≥ 0 and at most [`crate::money::MAX_AMOUNT_MINOR`] minor units, decimal string or JSON number, exact in the currency's minor unit; touches: not allowed |
 //! | `currency` | ISO 4217 code; defaults to the tenant's currency; only with `revenue` |
 //! | `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, `utm_content` | optional, ≤ 255 chars |
 //! | `referrer` | optional absolute URL, ≤ 2048 chars; only its host is kept |
@@ -44,7 +44,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Whether an event is a step in a journey or the outcome attribution credits journeys for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Touch,
     Conversion,
@@ -63,9 +64,9 @@ macro_rules! event_types {
     ($($variant:ident = $name:literal, $kind:ident;)*) => {
         /// The accepted event types. The list is closed so that every stored event has a known
         /// kind; a new type is a one-line change here.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
         pub enum EventType {
-            $($variant,)*
+            $(#[serde(rename = $name)] $variant,)*
         }
 
         impl EventType {

@@ -7,10 +7,14 @@
 //! - [`channel`]: marketing channel normalisation from UTM tags, click ids and referrers.
 //! - [`event`]: the tracking event contract, its validation and its canonical hash.
 //! - [`reconcile`]: one order's tracked side against its paid side, and run totals per currency.
+//! - [`storable`]: what PostgreSQL cannot store (U+0000), found anywhere in a JSON document.
+//! - [`time`]: client timestamps bounded to RFC 3339's years, which PostgreSQL can store.
 
 pub mod channel;
 pub mod event;
 pub mod money;
 pub mod pii;
-mod pointer;
+pub mod pointer;
 pub mod reconcile;
+pub mod storable;
+pub mod time;

@@ -9,6 +9,28 @@
 use iso_currency::Currency;
 use std::fmt;
 
+/// The largest magnitude, in minor units, that one event's revenue, one ledger posting or one
+/// adjustment may have: 10^13, i.e. 100 000 000 000.00 in a two-decimal currency.
+///
+/// The bound exists so that sums cannot overflow `i64` (about 9.2 × 10^18). A sum of n amounts
+/// is at most n × 10^13, so any day, month or lifetime total of a tenant stays inside `i64`
+/// until it holds more than 922 337 maximal amounts; in money that is 92 quadrillion major
+/// units of a two-decimal currency, and even in the currency with the least valuable minor
+/// unit (the Iranian rial, two decimals) roughly 150 billion US dollars. Totals are computed
+/// widened anyway (`i128` in Rust, `numeric` in PostgreSQL's `sum`) and narrowed with a check,
+/// so an impossible total is an error, never a wrapped number. Single amounts above the bound
+/// are refused; they are far larger than any real order in every currency but the weakest.
+pub const MAX_AMOUNT_MINOR: i64 = 10_000_000_000_000;
+
+/// `amount` unchanged when its magnitude is at most [`MAX_AMOUNT_MINOR`].
+pub fn check_amount(amount: i64) -> Result<i64, MoneyError> {
+    if amount.unsigned_abs() <= MAX_AMOUNT_MINOR.unsigned_abs() {
+        Ok(amount)
+    } else {
+        Err(MoneyError::OutOfRange(amount.to_string()))
+    }
+}
+
 /// An ISO 4217 currency known to have a defined minor unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CurrencyCode {
@@ -86,7 +108,8 @@ pub enum MoneyError {
     OutOfRange(String),
 }
 
-/// Parses `[-+]digits[.digits]` (also `1e2`-free JSON number text) into minor units.
+/// Parses `[-+]digits[.digits]` (also `1e2`-free JSON number text) into minor units, at most
+/// [`MAX_AMOUNT_MINOR`] in magnitude.
 ///
 /// Trailing zeros beyond the exponent are accepted (`"10.500"` USD is 1050); any other extra
 /// precision is an error rather than a silent rounding, because a rounded revenue figure would
@@ -135,7 +158,7 @@ pub fn parse_minor_units(raw: &str, exponent: u8) -> Result<i64, MoneyError> {
     for _ in kept.len()..exp {
         value = value.checked_mul(10).ok_or_else(out_of_range)?;
     }
-    Ok(if negative { -value } else { value })
+    check_amount(if negative { -value } else { value }).map_err(|_| out_of_range())
 }
 
 #[cfg(test)]
@@ -187,7 +210,58 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn amounts_are_bounded_at_the_documented_maximum() {
+        let usd = cur("USD");
+        assert_eq!(usd.parse_amount("100000000000.00"), Ok(MAX_AMOUNT_MINOR));
+        assert_eq!(usd.parse_amount("-100000000000"), Ok(-MAX_AMOUNT_MINOR));
+        for too_large in [
+            "100000000000.01",
+            "-100000000000.01",
+            "92233720368547758.07",
+        ] {
+            assert!(
+                matches!(usd.parse_amount(too_large), Err(MoneyError::OutOfRange(_))),
+                "{too_large}"
+            );
+        }
+        assert_eq!(
+            check_amount(i64::MIN),
+            Err(MoneyError::OutOfRange(i64::MIN.to_string()))
+        );
+        assert!(check_amount(i64::MAX).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn bounded_amounts_round_trip_and_others_are_refused(
+            minor in prop_oneof![
+                -MAX_AMOUNT_MINOR..=MAX_AMOUNT_MINOR,
+                Just(MAX_AMOUNT_MINOR), Just(-MAX_AMOUNT_MINOR),
+                Just(MAX_AMOUNT_MINOR + 1), Just(-MAX_AMOUNT_MINOR - 1),
+                Just(i64::MAX), Just(i64::MIN),
+                any::<i64>(),
+            ],
+            code in prop::sample::select(vec!["USD", "JPY", "KWD", "CLF"]),
+        ) {
+            let c = cur(code);
+            let parsed = c.parse_amount(&c.format_amount(minor));
+            if minor.unsigned_abs() <= MAX_AMOUNT_MINOR.unsigned_abs() {
+                prop_assert_eq!(parsed, Ok(minor));
+            } else {
+                prop_assert!(matches!(parsed, Err(MoneyError::OutOfRange(_))));
+            }
+        }
+
+        /// The documented promise: sums of up to 900 000 bounded amounts stay inside i64.
+        #[test]
+        fn sums_of_bounded_amounts_fit_i64(
+            amount in -MAX_AMOUNT_MINOR..=MAX_AMOUNT_MINOR,
+            count in 0i128..=900_000,
+        ) {
+            prop_assert!(i64::try_from(i128::from(amount) * count).is_ok());
+        }
+
         #[test]
         fn format_then_parse_round_trips(minor in -1_000_000_000_000i64..1_000_000_000_000, code in prop::sample::select(vec!["USD", "JPY", "KWD", "EUR", "CLF"])) {
             let c = cur(code);

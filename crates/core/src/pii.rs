@@ -49,11 +49,12 @@ pub struct PiiFinding {
 }
 
 /// Whether a string value is personal data: it contains an e-mail address (anywhere, including
-/// percent-encoded in a URL) or, as a whole, is a phone number.
+/// percent-encoded in a URL), is a phone number as a whole, or holds an international one
+/// (`"call +1 415 555 0100"`).
 pub fn classify_str(s: &str) -> Option<PiiReason> {
     if email::contains_email(s) {
         Some(PiiReason::EmailValue)
-    } else if phone::is_phone_number(s) {
+    } else if phone::is_phone_number(s) || phone::contains_international_number(s) {
         Some(PiiReason::PhoneValue)
     } else {
         None

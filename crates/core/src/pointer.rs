@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 /// One step of a path into a JSON document.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Segment<'a> {
+pub enum Segment<'a> {
     Key(&'a str),
     Index(usize),
     /// A member whose *name* is personal data: the pointer must not repeat it, because pointers
@@ -16,7 +16,7 @@ pub(crate) enum Segment<'a> {
 }
 
 /// Renders `prefix` followed by `path` as a JSON Pointer, escaping `~` and `/` in member names.
-pub(crate) fn render(prefix: &str, path: &[Segment<'_>]) -> String {
+pub fn render(prefix: &str, path: &[Segment<'_>]) -> String {
     let mut out = String::with_capacity(prefix.len() + path.len() * 8);
     out.push_str(prefix);
     for segment in path {

@@ -15,6 +15,9 @@
 //! 2. [`parse`] into a [`Delivery`]: its `delivery_key` dedups the delivery itself (unique
 //!    `(tenant, source, delivery_key)`), its [`Outcome`] either carries [`Posting`]s, each unique
 //!    by its [`PostingKey`] in the ledger, or says why the delivery moved no money.
+//! 3. [`Delivery::for_endpoint`] with the endpoint's [`EndpointScope`]: qualifies the ids of
+//!    vendors whose ids are unique only within one shop, and applies the endpoint's order id
+//!    prefix.
 //!
 //! A [`VerifyError`] is an untrusted request (answer 401 and keep nothing); a [`ParseError`] is a
 //! genuine delivery Tally cannot read (answer 2xx so the vendor stops retrying, and dead-letter it
@@ -22,11 +25,15 @@
 //!
 //! Layout: `source.rs` names the vendors, `headers.rs` abstracts header lookup, `verify/` holds
 //! one module per vendor's signature scheme (the three HMAC ones share `verify/hmac.rs`), `parse/`
-//! one module per vendor's payload, and `posting.rs` the normalised ledger fact. With the
+//! one module per vendor's payload, `nul.rs` finds the NUL characters PostgreSQL cannot store,
+//! `endpoint.rs` scopes postings to their endpoint, and `posting.rs` the normalised ledger fact.
+//! With the
 //! `testing` feature, the `testing` module signs requests exactly as each vendor does, for tests
 //! here and in the server (enable it from `[dev-dependencies]` only).
 
+mod endpoint;
 mod headers;
+mod nul;
 mod parse;
 mod posting;
 mod source;
@@ -34,9 +41,11 @@ mod source;
 pub mod testing;
 mod verify;
 
+pub use endpoint::EndpointScope;
 pub use headers::Headers;
+pub use nul::strip_nul;
 pub use parse::{Delivery, Ignored, Outcome, ParseError, parse};
-pub use posting::{EntryType, Posting, PostingKey};
+pub use posting::{EntryType, MAX_ID_CHARS, Posting, PostingKey};
 pub use source::{Source, UnknownSource};
 pub use verify::paypal::{paypal_cert_url, validate_cert_url};
 pub use verify::{STRIPE_TOLERANCE, Verified, VerifyError, VerifyingKeys, verify};

@@ -94,8 +94,20 @@ impl PayPalSigner {
     /// A fresh 2048-bit key (PayPal's size) and certificate. Key generation takes a noticeable
     /// fraction of a second; prefer [`PayPalSigner::shared`] unless a second key is the point.
     pub fn generate() -> Self {
-        let private_key =
-            RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
+        Self::from_key(
+            RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation"),
+        )
+    }
+
+    /// The same key and certificate for the same `seed`, in every process: a PayPal endpoint
+    /// pins the certificate when it is created, and the demo signs again on every rerun.
+    pub fn from_seed(seed: u64) -> Self {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        Self::from_key(RsaPrivateKey::new(&mut rng, 2048).expect("RSA key generation"))
+    }
+
+    fn from_key(private_key: RsaPrivateKey) -> Self {
         let public_key = SubjectPublicKeyInfoOwned::from_key(private_key.to_public_key())
             .expect("encode public key");
         let key = SigningKey::<Sha256>::new(private_key);

@@ -6,9 +6,11 @@ use crate::metrics as app_metrics;
 use crate::state::AppState;
 use crate::{context, dashboard, routes};
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::future::Future;
 use std::sync::Arc;
@@ -36,20 +38,49 @@ pub fn build_router(state: AppState) -> Router {
     .fallback(|| async { ApiError::not_found("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this route does not accept that method",
         )
     })
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::idempotency::middleware,
+    ))
     .route_layer(axum::middleware::from_fn(app_metrics::track))
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn(limit_uri))
     .layer(axum::middleware::from_fn(context::middleware))
     .layer(axum::middleware::from_fn(dashboard::security_headers))
     .with_state(state)
 }
 
+/// The longest request target (path and query) accepted; no route needs a tenth of it.
+///
+/// hyper answers a target over 64 KiB itself, with a bare 414 before any of Tally's code runs;
+/// this lower limit answers everything between as a problem document, like every other error.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn limit_uri(request: Request, next: Next) -> Response {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {length} bytes; the limit is {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 fn document(doc: &mut OpenApi) {
     doc.info.title = "Tally".into();
+    // The workspace's version, which `tally --version` prints too: one number for one release.
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description =
         Some("Multi-tenant revenue attribution. Errors are RFC 7807 problem documents.".into());
     let components = doc.components.get_or_insert_with(Default::default);

@@ -7,7 +7,7 @@ use crate::context;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tally_store::StoreError;
+use tally_store::{Fault, Refusal, StoreError};
 use utoipa::ToSchema;
 
 /// One invalid field.
@@ -18,6 +18,16 @@ pub struct FieldError {
     /// Stable machine code (`required`, `invalid_format`, `pii_detected`, ...).
     pub code: String,
     pub message: String,
+}
+
+impl From<tally_core::event::FieldError> for FieldError {
+    fn from(e: tally_core::event::FieldError) -> Self {
+        Self {
+            pointer: e.pointer,
+            code: e.code.to_string(),
+            message: e.message,
+        }
+    }
 }
 
 /// The problem document as sent.
@@ -132,21 +142,57 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// For a store error shared by several waiters (a failed group commit).
-    pub fn from_shared(err: &StoreError) -> Self {
+    /// The one mapping of store failures to answers. Connection-class faults and lost races
+    /// (after the server's own retries) are 503 with `Retry-After`, since the same request can
+    /// succeed later; data the database refused is a 4xx with the refusal's stable code, since
+    /// retrying it would fail forever. Takes a reference because a failed group commit shares
+    /// one error among its waiters.
+    pub fn from_store(err: &StoreError) -> Self {
         match err {
-            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Cluster(_) => {
+            StoreError::NotFound => return ApiError::not_found("no such resource for this tenant"),
+            StoreError::Conflict(detail) => {
+                return ApiError::new(StatusCode::CONFLICT, "conflict", detail.clone());
+            }
+            StoreError::Invalid(detail) => return ApiError::unprocessable(detail, Vec::new()),
+            _ => {}
+        }
+        match err.fault() {
+            Fault::Unavailable | Fault::Contention => {
+                tracing::warn!(error = %err, "database unavailable");
                 ApiError::unavailable(
-                    "the event could not be stored; nothing was written, retry it",
+                    "the database is unavailable; nothing was written, retry shortly",
                 )
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
-            other => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                other.to_string(),
-            ),
+            Fault::Refused(refusal) => {
+                tracing::info!(error = %err, "the database refused the data");
+                let status = match refusal {
+                    Refusal::Duplicate => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(
+                    status,
+                    refusal.code(),
+                    format!(
+                        "the database refused this data ({}); nothing was written, and sending it again will fail the same way",
+                        database_message(err)
+                    ),
+                )
+            }
+            Fault::Other => {
+                // The cause goes to the log with the correlation id, never to the client.
+                tracing::error!(error = %err, "store error");
+                ApiError::internal()
+            }
         }
+    }
+}
+
+/// PostgreSQL's primary message (never its DETAIL, which may quote other rows).
+fn database_message(err: &StoreError) -> String {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) => db.message().to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -158,27 +204,8 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => ApiError::not_found("no such resource for this tenant"),
-            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
-            StoreError::Invalid(detail) => ApiError::unprocessable(detail, Vec::new()),
-            other => {
-                // The cause goes to the log with the correlation id, never to the client.
-                tracing::error!(error = %other, "store error");
-                if matches!(&other, StoreError::Database(sqlx_err) if is_unavailable(sqlx_err)) {
-                    ApiError::unavailable("the database is unavailable; retry shortly")
-                        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-                } else {
-                    ApiError::internal()
-                }
-            }
-        }
+        ApiError::from_store(&err)
     }
-}
-
-fn is_unavailable(err: &tally_store::db::SqlxError) -> bool {
-    use tally_store::db::SqlxError as E;
-    matches!(err, E::PoolTimedOut | E::PoolClosed | E::Io(_))
 }
 
 impl IntoResponse for ApiError {

@@ -1,14 +1,74 @@
-//! Extractors whose rejections are problem documents rather than axum's plain-text ones.
+//! Extractors whose rejections are problem documents rather than axum's plain-text ones, and
+//! the one gate every client value passes before a handler sees it: nothing PostgreSQL cannot
+//! store (U+0000, see [`tally_core::storable`]) gets through a body, a query or a path.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tally_core::event::codes;
+use tally_core::pointer::{self, Segment};
 
-/// JSON body: wrong content type → 415, malformed → 400, wrong shape → 422.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body: wrong content type → 415, malformed → 400, a NUL anywhere or the wrong shape →
+/// 422 with the member's pointer.
+///
+/// The body is parsed into a [`Value`] first so that the NUL check sees every string and member
+/// name, including those a typed body would ignore or reject later.
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        refuse_nul(&value)?;
+        serde_path_to_error::deserialize(value)
+            .map(Json)
+            .map_err(|e| {
+                let path: Vec<Segment<'_>> = e
+                    .path()
+                    .iter()
+                    .filter_map(|segment| match segment {
+                        serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                        serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key)),
+                        _ => None,
+                    })
+                    .collect();
+                let pointer = pointer::render("", &path);
+                ApiError::unprocessable(
+                    e.to_string(),
+                    vec![FieldError {
+                        pointer,
+                        code: codes::INVALID_VALUE.into(),
+                        message: e.inner().to_string(),
+                    }],
+                )
+            })
+    }
+}
+
+/// Refuses a parsed JSON document holding U+0000 (422, pointing at it).
+pub fn refuse_nul(value: &Value) -> Result<(), ApiError> {
+    let Some(nul) = tally_core::storable::find_nul(value, "") else {
+        return Ok(());
+    };
+    let message = if nul.in_member_name {
+        "a member name of this object contains U+0000, which cannot be stored"
+    } else {
+        "contains U+0000, which cannot be stored"
+    };
+    Err(ApiError::unprocessable(
+        "the body contains U+0000 (\\u0000), which Tally cannot store; nothing was written",
+        vec![FieldError {
+            pointer: nul.pointer,
+            code: codes::INVALID_FORMAT.into(),
+            message: message.into(),
+        }],
+    ))
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -48,31 +108,56 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// Path parameters, percent-decoded; a segment decoding to U+0000 (`/v1/orders/%00`) → 400.
 pub struct Path<T>(pub T);
 
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            rejection.body_text(),
-        )
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Ok(params) = RawPathParams::from_request_parts(parts, state).await
+            && let Some((name, _)) = params.iter().find(|(_, value)| value.contains('\0'))
+        {
+            return Err(nul_parameter("invalid_path", name));
+        }
+        let axum::extract::Path(value) = axum::extract::Path::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection: PathRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    rejection.body_text(),
+                )
+            })?;
+        Ok(Path(value))
     }
 }
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query parameters; a name or value decoding to U+0000 (`?order_id=%00`) → 400.
 pub struct Query<T>(pub T);
 
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            rejection.body_text(),
-        )
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        if let Ok(axum::extract::Query(pairs)) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            && let Some((name, _)) = pairs
+                .iter()
+                .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(nul_parameter("invalid_query", name));
+        }
+        let axum::extract::Query(value) = axum::extract::Query::try_from_uri(&parts.uri).map_err(
+            |rejection: QueryRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    rejection.body_text(),
+                )
+            },
+        )?;
+        Ok(Query(value))
     }
 }
 
@@ -97,4 +182,37 @@ impl From<FormRejection> for ApiError {
             other => ApiError::new(other.status(), "bad_request", other.body_text()),
         }
     }
+}
+
+/// 400 for a query parameter outside its allowed values (an enum, a model name), pointing at it
+/// and saying what is allowed: never an empty 200 for a filter that can match nothing.
+pub fn invalid_query_value(name: &str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message.clone()).with_errors(vec![
+        crate::error::FieldError {
+            pointer: pointer::render("", &[Segment::Key(name)]),
+            code: "invalid_value".into(),
+            message,
+        },
+    ])
+}
+
+/// 400 for a query or path parameter holding U+0000, pointing at it by name (or at the whole
+/// parameter list when the name itself holds the NUL).
+fn nul_parameter(code: &'static str, name: &str) -> ApiError {
+    let pointer = if name.contains('\0') {
+        String::new()
+    } else {
+        pointer::render("", &[Segment::Key(name)])
+    };
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        "a parameter contains U+0000 (%00), which Tally cannot store or look up",
+    )
+    .with_errors(vec![FieldError {
+        pointer,
+        code: codes::INVALID_FORMAT.into(),
+        message: "contains U+0000".into(),
+    }])
 }

@@ -5,6 +5,7 @@
 //! - [`context`]: the correlation id of each request, echoed, logged, stored on rows.
 //! - [`error`]: every failure as RFC 7807 `application/problem+json`.
 //! - [`auth`]: API keys (`Bearer tk_...` or `X-API-Key`) and the operator token.
+//! - [`idempotency`]: `Idempotency-Key` on the POSTs that create something.
 //! - [`routes`]: one module per resource, each exposing its own router.
 //! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
 //! - [`dashboard`]: the web dashboard at `/`, its assets and sign-in sessions.
@@ -16,6 +17,7 @@ pub mod context;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod ingest;
 pub mod metrics;
 pub mod money;

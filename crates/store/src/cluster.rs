@@ -120,7 +120,7 @@ impl LocalCluster {
         let runner = RunAs::for_current_process();
         let data_dir = absolute(&opts.data_dir)?;
         runner.check_reachable(&data_dir)?;
-        let pgdata = data_dir.join("pg");
+        let pgdata = pg_dir(&data_dir);
         fs::create_dir_all(&pgdata).map_err(io_err(&pgdata))?;
         runner.own(&data_dir)?;
         runner.own(&pgdata)?;
@@ -256,6 +256,23 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Where PostgreSQL's own files live inside a Tally data directory.
+pub fn pg_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("pg")
+}
+
+/// Whether the server `data_directory` names (PostgreSQL's `SHOW data_directory`) is the one
+/// of Tally's `data_dir`: the same directory, whichever symlinks or relative paths lead there.
+pub fn serves_data_dir(data_directory: &Path, data_dir: &Path) -> bool {
+    match (
+        fs::canonicalize(data_directory),
+        fs::canonicalize(pg_dir(data_dir)),
+    ) {
+        (Ok(served), Ok(ours)) => served == ours,
+        _ => false,
     }
 }
 

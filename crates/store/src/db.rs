@@ -5,12 +5,12 @@
 //! sees cross-tenant metadata (tenant list, job queue). The role URLs are derived from the
 //! owner's `DATABASE_URL` by swapping the user, so one URL configures everything.
 
-use crate::error::StoreError;
+use crate::error::{Fault, StoreError};
 use crate::ids::TenantId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, Postgres, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -113,12 +113,30 @@ pub fn options_for_role(cfg: &DbConfig, role: &str) -> Result<PgConnectOptions, 
     Ok(opts)
 }
 
+/// How long a request waits for a connection. While PostgreSQL is down every acquire runs into
+/// this (sqlx keeps retrying a refused connect until then), so it bounds how long a request or
+/// `/readyz` takes to answer 503; healthy waits for a pooled connection are milliseconds.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long start-up waits for the server to accept connections (it may still be starting).
+const STARTUP_WAIT: Duration = Duration::from_secs(10);
+
 async fn pool_as(cfg: &DbConfig, role: &str, max: u32) -> Result<PgPool, StoreError> {
-    Ok(PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options_for_role(cfg, role)?)
-        .await?)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options_for_role(cfg, role)?);
+    let started = Instant::now();
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(pool),
+            Err(err) => {
+                let err = StoreError::from(err);
+                if err.fault() != Fault::Unavailable || started.elapsed() > STARTUP_WAIT {
+                    return Err(err);
+                }
+            }
+        }
+    }
 }
 
 /// Creates the owner role and database in a fresh managed cluster, as its superuser.
@@ -152,6 +170,17 @@ pub async fn bootstrap_managed(superuser_url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 pub use sqlx::Error as SqlxError;
+
+/// The data directory of the server at `url` (`SHOW data_directory`, which needs a superuser
+/// or `pg_read_all_settings`).
+pub async fn data_directory(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    let mut conn = PgConnection::connect(url).await?;
+    let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+        .fetch_one(&mut conn)
+        .await?;
+    let _ = conn.close().await;
+    Ok(dir.into())
+}
 
 /// Whether a server answers at `url` (a short connect, nothing else).
 pub async fn ping_url(url: &str) -> bool {

@@ -5,7 +5,7 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
-use crate::keyset::Listing;
+use crate::keyset::{Listing, filter_values};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
@@ -34,7 +34,8 @@ pub struct DeadEvent {
     pub payload: serde_json::Value,
     pub event_id: Option<String>,
     pub correlation_id: String,
-    /// `open`, `replayed` or `discarded`.
+    /// `open`, `replayed`, `discarded` or `superseded` (an event with the same `event_id` was
+    /// accepted later; `replayed_event_id` names it).
     pub status: String,
     pub replay_count: i32,
     pub replayed_event_id: Option<Uuid>,
@@ -45,16 +46,32 @@ pub struct DeadEvent {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadEventFilter {
-    /// `open` (default for replay), `replayed` or `discarded`.
-    pub status: Option<String>,
+    /// `open` (default for replay), `replayed`, `discarded` or `superseded`.
+    pub status: Option<DeadEventStatus>,
     pub error_code: Option<String>,
-    /// `api` or a payment source.
-    pub source: Option<String>,
+    pub source: Option<DeadEventSource>,
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+filter_values! {
+    /// Where a dead letter stands.
+    DeadEventStatus { Open = "open", Replayed = "replayed", Discarded = "discarded", Superseded = "superseded" }
+}
+
+filter_values! {
+    /// What sent a dead letter: the tracking API or a payment vendor.
+    DeadEventSource {
+        Api = "api", Shopify = "shopify", Stripe = "stripe", Paypal = "paypal",
+        Woocommerce = "woocommerce",
+    }
 }
 
 const COLUMNS: &str = "id, source, error_code, errors, payload, event_id, correlation_id, status,
@@ -133,9 +150,9 @@ impl Database {
             columns: COLUMNS,
             time_column: "created_at",
             filters: &[
-                ("status", f.status.as_deref()),
+                ("status", f.status.map(DeadEventStatus::as_str)),
                 ("error_code", f.error_code.as_deref()),
-                ("source", f.source.as_deref()),
+                ("source", f.source.map(DeadEventSource::as_str)),
             ],
             from: f.from,
             to: f.to,
@@ -177,7 +194,7 @@ impl Database {
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&f.error_code)
-            .bind(&f.source)
+            .bind(f.source.map(DeadEventSource::as_str))
             .bind(f.from)
             .bind(f.to)
             .bind(limit)

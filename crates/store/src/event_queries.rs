@@ -8,6 +8,7 @@ use crate::keyset::Listing;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
+use tally_core::event::{EventKind, EventType};
 use uuid::Uuid;
 
 /// A stored event as the API returns it.
@@ -46,20 +47,27 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
+    /// One of the event types (`page_view`, ..., `purchase`, ...); another value is a 400 that
+    /// lists them.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub event_type: Option<String>,
-    pub kind: Option<String>,
+    #[param(rename = "type", value_type = Option<String>)]
+    pub event_type: Option<EventType>,
+    /// `touch` or `conversion`.
+    #[param(value_type = Option<String>)]
+    pub kind: Option<EventKind>,
     pub channel: Option<String>,
     pub session_id: Option<String>,
     pub order_id: Option<String>,
     pub anonymous_id: Option<String>,
     pub user_id: Option<String>,
     /// Inclusive lower bound on `occurred_at`.
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `occurred_at`.
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -82,8 +90,8 @@ impl Database {
             columns: COLUMNS,
             time_column: "occurred_at",
             filters: &[
-                ("event_type", f.event_type.as_deref()),
-                ("kind", f.kind.as_deref()),
+                ("event_type", f.event_type.map(EventType::as_str)),
+                ("kind", f.kind.map(EventKind::as_str)),
                 ("channel_code", f.channel.as_deref()),
                 ("session_id", f.session_id.as_deref()),
                 ("order_id", f.order_id.as_deref()),
@@ -100,13 +108,20 @@ impl Database {
         .await
     }
 
-    pub async fn get_event(&self, tenant: TenantId, id: Uuid) -> Result<StoredEvent, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM attribution_events WHERE tenant_id = $1 AND id = $2");
+    /// One event by Tally's id or by the client's `event_id` (as the conversion endpoint takes
+    /// them): clients know their own ids. Tally's id wins when a client's `event_id` happens to
+    /// be another event's UUID.
+    pub async fn get_event(&self, tenant: TenantId, key: &str) -> Result<StoredEvent, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM attribution_events
+             WHERE tenant_id = $1 AND (id = $2 OR event_id = $3)
+             ORDER BY id = $2 DESC LIMIT 1"
+        );
         let mut tx = self.tenant_tx(tenant).await?;
         let event = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant)
-            .bind(id)
+            .bind(key.parse::<Uuid>().ok())
+            .bind(key)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;

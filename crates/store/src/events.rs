@@ -127,8 +127,14 @@ pub async fn ingest_events(
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    // Rows go in by event id, whatever order they came in: two transactions inserting
+    // overlapping keys (one event sent to two API processes at once) then wait on the unique
+    // index in the same order instead of deadlocking. The sort is stable, so of two copies of a
+    // key in one write the first sent is still the one inserted.
+    let mut sorted: Vec<&NewEvent> = events.iter().collect();
+    sorted.sort_by(|a, b| a.event.event_id.cmp(&b.event.event_id));
     let mut c = Columns::default();
-    for e in events {
+    for e in sorted {
         c.push(e);
     }
     let [utm_source, utm_medium, utm_campaign, utm_term, utm_content] = &c.utm;

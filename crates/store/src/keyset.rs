@@ -9,6 +9,28 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 
+/// Declares a closed set of values a listing can be filtered by: deserialised strictly (an
+/// unknown value is a 400 naming the valid ones, where it used to match nothing and answer an
+/// empty 200), documented as an enum in OpenAPI, and bound to SQL by its code.
+macro_rules! filter_values {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $code)] $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use filter_values;
+
 /// What a listing reads and how it may be narrowed.
 ///
 /// Table, columns and column names are `&'static str` so that only names written in code can

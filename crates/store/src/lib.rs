@@ -2,8 +2,9 @@
 //!
 //! - [`cluster`]: the PostgreSQL server Tally starts itself when no `DATABASE_URL` is given.
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
-//! - [`tenants`]: tenants, their settings and API keys.
+//! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
@@ -24,6 +25,7 @@ pub mod dead_events;
 pub mod error;
 pub mod event_queries;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 mod keyset;
@@ -33,11 +35,12 @@ pub mod recompute;
 pub mod reconciliation;
 pub mod rollups;
 pub mod sessions;
+pub mod settings;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;
 
 pub use db::{Database, DbConfig, TenantTx};
-pub use error::StoreError;
+pub use error::{Fault, Refusal, StoreError};
 pub use ids::{KeyId, TenantId};

@@ -299,41 +299,40 @@ pub async fn load_orders(
     tracked.retain(|_, t| t.occurred_at >= start);
 
     // Untracked orders with a posting in the window (kept below when their first posting is).
+    // Postings resolve to orders through the payment they reverse (`revenue_ledger_resolved`,
+    // migration 0070), so a dispute or refund without an order id still lands on its order.
     let untracked: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT l.order_id FROM revenue_ledger l
-         WHERE l.tenant_id = $1 AND l.order_id IS NOT NULL AND l.occurred_at >= $2 AND l.occurred_at < $3
+        "SELECT DISTINCT l.resolved_order_id FROM revenue_ledger_resolved l
+         WHERE l.tenant_id = $1 AND l.resolved_order_id IS NOT NULL
+           AND l.occurred_at >= $2 AND l.occurred_at < $3
            AND NOT EXISTS (SELECT FROM attribution_events e WHERE e.tenant_id = $1
-                           AND e.order_id = l.order_id AND e.kind = 'conversion')",
+                           AND e.order_id = l.resolved_order_id AND e.kind = 'conversion')",
     )
     .bind(tenant)
     .bind(start)
     .bind(end)
     .fetch_all(&mut *conn)
     .await?;
-    let wanted: Vec<&str> = tracked
+    let wanted: Vec<String> = tracked
         .keys()
-        .map(String::as_str)
-        .chain(untracked.iter().map(String::as_str))
+        .cloned()
+        .chain(untracked.iter().cloned())
         .collect();
-    let postings: Vec<(String, i64, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT order_id, amount_cents, currency::text, occurred_at FROM revenue_ledger
-         WHERE tenant_id = $1 AND order_id = ANY($2) ORDER BY order_id, occurred_at, id",
-    )
-    .bind(tenant)
-    .bind(&wanted)
-    .fetch_all(&mut *conn)
-    .await?;
+    let postings = crate::ledger::order_postings(conn, &wanted).await?;
     let mut paid: BTreeMap<String, Vec<Posting>> = BTreeMap::new();
-    for (order_id, amount_cents, currency, occurred_at) in postings {
-        paid.entry(order_id).or_default().push(Posting {
-            amount_cents,
-            currency,
-            occurred_at,
-        });
+    for p in postings {
+        paid.entry(p.order_id.unwrap_or_default())
+            .or_default()
+            .push(Posting {
+                amount_cents: p.amount_cents,
+                currency: p.currency,
+                occurred_at: p.occurred_at,
+            });
     }
     let orphaned_postings: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM revenue_ledger
-         WHERE tenant_id = $1 AND order_id IS NULL AND occurred_at >= $2 AND occurred_at < $3",
+        "SELECT count(*) FROM revenue_ledger_resolved
+         WHERE tenant_id = $1 AND resolved_order_id IS NULL
+           AND occurred_at >= $2 AND occurred_at < $3",
     )
     .bind(tenant)
     .bind(start)
@@ -856,14 +855,8 @@ impl Database {
         .bind(order_id)
         .fetch_all(&mut *tx)
         .await?;
-        let postings: Vec<crate::ledger::LedgerEntry> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM revenue_ledger WHERE order_id = $1 ORDER BY occurred_at, id",
-                crate::ledger::COLUMNS
-            )))
-            .bind(order_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        // Resolved: refunds and disputes that name the order's payment are the order's too.
+        let postings = crate::ledger::order_postings(&mut tx, &[order_id.to_string()]).await?;
         if conversions.is_empty() && postings.is_empty() {
             return Err(StoreError::NotFound);
         }
@@ -898,7 +891,7 @@ impl Database {
             status: item.status.code().to_string(),
             reconciliation: item,
             conversions,
-            net: crate::ledger::net_per_currency(&postings),
+            net: crate::ledger::net_per_currency(&postings)?,
             postings,
             last_run_id,
         })

@@ -43,8 +43,10 @@ async fn spans(
 }
 
 /// Rebuilds the revenue rollups of every local hour and day that `window` overlaps, from the
-/// stored allocations and their verified shares (a neighbouring window's rows in a shared edge
-/// hour included). In the caller's job transaction, after the tenant's recompute lock.
+/// stored allocations and their verified shares. Fractional conversions are summed in a fixed
+/// order (floating-point addition is not associative), so a rerun gives bit-identical rows
+/// whatever plan PostgreSQL picks. A neighbouring window's rows in a shared edge hour are
+/// included. In the caller's job transaction, after the tenant's recompute lock.
 pub async fn rebuild_revenue(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -67,7 +69,8 @@ pub async fn rebuild_revenue(
         "INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone,
              model, channel_code, currency, conversions, claimed_cents, verified_cents)
          SELECT a.tenant_id, a.model_version, 'hour', tally_local_hour(a.occurred_at, $5), $5,
-                a.model, a.channel_code, a.currency, sum(a.weight), sum(a.allocated_cents),
+                a.model, a.channel_code, a.currency,
+                sum(a.weight ORDER BY a.conversion_id), sum(a.allocated_cents),
                 coalesce(sum(v.verified_cents), 0)
          FROM attribution_allocations a
          LEFT JOIN verified_allocations v ON v.tenant_id = a.tenant_id
@@ -97,7 +100,8 @@ pub async fn rebuild_revenue(
         "INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone,
              model, channel_code, currency, conversions, claimed_cents, verified_cents)
          SELECT tenant_id, model_version, 'day', date_trunc('day', bucket_start, $5), $5, model,
-                channel_code, currency, sum(conversions), sum(claimed_cents), sum(verified_cents)
+                channel_code, currency, sum(conversions ORDER BY bucket_start), sum(claimed_cents),
+                sum(verified_cents)
          FROM revenue_rollups
          WHERE tenant_id = $1 AND model_version = $2 AND grain = 'hour' AND time_zone = $5
            AND bucket_start >= $3 AND bucket_start < $4

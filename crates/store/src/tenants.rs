@@ -1,4 +1,4 @@
-//! Tenants, their settings and API keys.
+//! Tenants and their API keys (their settings are in [`crate::settings`]).
 
 use crate::db::{Database, set_tenant};
 use crate::error::StoreError;
@@ -116,35 +116,10 @@ impl Database {
     /// Creates a tenant with default settings and a first key holding every scope. All in one
     /// transaction acting as the new tenant, so RLS checks each row it writes.
     pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, NewApiKey), StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid(
-                "tenant name must be 1 to 200 characters".into(),
-            ));
-        }
-        let tenant_id = TenantId::new();
         let mut tx = self.app_pool().begin().await?;
-        set_tenant(&mut tx, tenant_id).await?;
-        let created_at: DateTime<Utc> = sqlx::query_scalar(
-            "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2) RETURNING created_at",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO tenant_settings (tenant_id) VALUES ($1)")
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        let key = insert_key(&mut tx, tenant_id, "initial", &Scope::ALL).await?;
+        let created = insert_tenant(&mut tx, name).await?;
         tx.commit().await?;
-        let tenant = Tenant {
-            tenant_id,
-            name: name.to_string(),
-            status: "active".into(),
-            created_at,
-        };
-        Ok((tenant, key))
+        Ok(created)
     }
 
     /// Every tenant of the installation (operator view: names and status only).
@@ -185,7 +160,7 @@ impl Database {
         if scopes.is_empty() {
             return Err(StoreError::Invalid("a key needs at least one scope".into()));
         }
-        if name.len() > 200 {
+        if name.chars().count() > 200 {
             return Err(StoreError::Invalid(
                 "key name must be at most 200 characters".into(),
             ));
@@ -257,6 +232,41 @@ impl Database {
         .transpose()
         .map_err(|e: sqlx::Error| e.into())
     }
+}
+
+/// Writes a tenant, its default settings and its first key in the caller's transaction, which
+/// then acts as the new tenant.
+pub(crate) async fn insert_tenant(
+    tx: &mut sqlx::PgConnection,
+    name: &str,
+) -> Result<(Tenant, NewApiKey), StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(StoreError::Invalid(
+            "tenant name must be 1 to 200 characters".into(),
+        ));
+    }
+    let tenant_id = TenantId::new();
+    set_tenant(tx, tenant_id).await?;
+    let created_at: DateTime<Utc> = sqlx::query_scalar(
+        "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2) RETURNING created_at",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO tenant_settings (tenant_id) VALUES ($1)")
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    let key = insert_key(tx, tenant_id, "initial", &Scope::ALL).await?;
+    let tenant = Tenant {
+        tenant_id,
+        name: name.to_string(),
+        status: "active".into(),
+        created_at,
+    };
+    Ok((tenant, key))
 }
 
 async fn insert_key(

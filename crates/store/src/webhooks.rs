@@ -12,13 +12,13 @@
 use crate::db::Database;
 use crate::error::StoreError;
 use crate::ids::TenantId;
-use crate::ledger::{NewPosting, insert_postings};
+use crate::ledger::{CurrencyTotal, NewPosting, insert_postings};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 /// Shopify keeps signing with the old secret for up to an hour after a rotation.
@@ -37,9 +37,41 @@ pub struct WebhookEndpoint {
     pub status: String,
     pub paypal_webhook_id: Option<String>,
     pub has_paypal_certificate: bool,
+    pub order_id_prefix: Option<String>,
     pub created_at: DateTime<Utc>,
     pub rotated_at: Option<DateTime<Utc>>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An endpoint's traffic and failures, for the reconciliation status page and the endpoint
+/// listing: a vendor that stopped delivering, a secret that no longer verifies, deliveries Tally
+/// could not read.
+#[derive(Debug, Clone, FromRow)]
+pub struct EndpointHealth {
+    pub endpoint_id: Uuid,
+    pub source: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    /// When the last verified delivery was recorded.
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    /// Verified deliveries recorded (repeats of one delivery count once).
+    pub deliveries: i64,
+    pub dead_lettered: i64,
+    /// Requests whose signature did not verify.
+    pub verification_failures: i64,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// The last failure's code (`bad_signature`, `stale_timestamp`, ...).
+    pub last_failure_reason: Option<String>,
+    /// Net of the ledger postings first carried by this endpoint's deliveries, per currency.
+    #[sqlx(json)]
+    pub revenue_net: Vec<CurrencyTotal>,
+}
+
+/// An endpoint as listed, with its health.
+#[derive(Debug, Clone)]
+pub struct ListedEndpoint {
+    pub endpoint: WebhookEndpoint,
+    pub health: EndpointHealth,
 }
 
 /// An endpoint with the secret the caller must paste into the vendor (absent for PayPal, which
@@ -59,9 +91,11 @@ pub struct NewEndpoint {
     pub secret: Option<String>,
     pub paypal_webhook_id: Option<String>,
     pub paypal_certificate_pem: Option<String>,
+    /// Prepended to the order ids of the endpoint's postings (see the migration adding it).
+    pub order_id_prefix: Option<String>,
 }
 
-/// What a delivery needs to be verified, found before its tenant is known.
+/// What a delivery needs to be verified and posted, found before its tenant is known.
 #[derive(Debug, Clone)]
 pub struct EndpointKeys {
     pub tenant_id: TenantId,
@@ -73,6 +107,7 @@ pub struct EndpointKeys {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub paypal_webhook_id: Option<String>,
     pub paypal_certificate_pem: Option<String>,
+    pub order_id_prefix: Option<String>,
 }
 
 impl EndpointKeys {
@@ -154,8 +189,8 @@ fn generate_secret() -> String {
 }
 
 const ENDPOINT_COLUMNS: &str = "endpoint_id, source, description, status, paypal_webhook_id,
-    paypal_certificate_pem IS NOT NULL AS has_paypal_certificate, created_at, rotated_at,
-    previous_secret_expires_at";
+    paypal_certificate_pem IS NOT NULL AS has_paypal_certificate, order_id_prefix, created_at,
+    rotated_at, previous_secret_expires_at";
 
 fn endpoint(row: &PgRow) -> Result<WebhookEndpoint, sqlx::Error> {
     Ok(WebhookEndpoint {
@@ -165,6 +200,7 @@ fn endpoint(row: &PgRow) -> Result<WebhookEndpoint, sqlx::Error> {
         status: row.try_get("status")?,
         paypal_webhook_id: row.try_get("paypal_webhook_id")?,
         has_paypal_certificate: row.try_get("has_paypal_certificate")?,
+        order_id_prefix: row.try_get("order_id_prefix")?,
         created_at: row.try_get("created_at")?,
         rotated_at: row.try_get("rotated_at")?,
         previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
@@ -183,13 +219,29 @@ fn check_secret(secret: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Short and plain, so that prefixed order ids stay readable and fit the ledger (the migration's
+/// `CHECK` says the same).
+fn check_order_id_prefix(prefix: &str) -> Result<(), StoreError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if (1..=32).contains(&prefix.len()) && prefix.chars().all(plain) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(
+            "order_id_prefix must be 1 to 32 letters, digits or . _ : -".into(),
+        ))
+    }
+}
+
 fn check_new_endpoint(new: &NewEndpoint) -> Result<(), StoreError> {
     let invalid = |msg: &str| Err(StoreError::Invalid(msg.into()));
-    if new.description.len() > 200 {
+    if new.description.chars().count() > 200 {
         return invalid("description must be at most 200 characters");
     }
     if let Some(secret) = &new.secret {
         check_secret(secret)?;
+    }
+    if let Some(prefix) = &new.order_id_prefix {
+        check_order_id_prefix(prefix)?;
     }
     let paypal = new.source == "paypal";
     match (paypal, new.paypal_webhook_id.as_deref()) {
@@ -212,6 +264,41 @@ fn check_new_endpoint(new: &NewEndpoint) -> Result<(), StoreError> {
     }
 }
 
+/// Every endpoint of the connection's tenant transaction with its health, oldest first. Reads
+/// only the endpoint rows and two covering indexes (deliveries by endpoint, ledger by delivery),
+/// so it is cheap enough for every status request.
+pub async fn endpoint_health(conn: &mut PgConnection) -> Result<Vec<EndpointHealth>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e.endpoint_id, e.source, e.status, e.created_at, d.last_delivery_at,
+                coalesce(d.deliveries, 0) AS deliveries,
+                coalesce(d.dead_lettered, 0) AS dead_lettered,
+                e.verification_failures, e.last_failure_at, e.last_failure_reason,
+                coalesce(n.revenue_net, '[]') AS revenue_net
+         FROM webhook_endpoints e
+         LEFT JOIN LATERAL (
+             SELECT max(received_at) AS last_delivery_at, count(*) AS deliveries,
+                    count(*) FILTER (WHERE status = 'dead_lettered') AS dead_lettered
+             FROM webhook_deliveries
+             WHERE tenant_id = e.tenant_id AND endpoint_id = e.endpoint_id
+         ) d ON true
+         LEFT JOIN LATERAL (
+             SELECT jsonb_agg(jsonb_build_object('currency', currency, 'amount_cents', net)
+                              ORDER BY currency) AS revenue_net
+             FROM (
+                 SELECT l.currency, sum(l.amount_cents)::bigint AS net
+                 FROM webhook_deliveries d
+                 JOIN revenue_ledger l ON l.tenant_id = d.tenant_id AND l.delivery_id = d.id
+                 WHERE d.tenant_id = e.tenant_id AND d.endpoint_id = e.endpoint_id
+                 GROUP BY l.currency
+             ) per_currency
+         ) n ON true
+         WHERE e.tenant_id = tally_current_tenant()
+         ORDER BY e.created_at, e.endpoint_id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 impl Database {
     pub async fn create_webhook_endpoint(
         &self,
@@ -226,8 +313,8 @@ impl Database {
         let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_endpoints (tenant_id, endpoint_id, source, description, secret,
-                 paypal_webhook_id, paypal_certificate_pem)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 paypal_webhook_id, paypal_certificate_pem, order_id_prefix)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING {ENDPOINT_COLUMNS}"
         )))
         .bind(tenant)
@@ -237,6 +324,7 @@ impl Database {
         .bind(&secret)
         .bind(&new.paypal_webhook_id)
         .bind(&new.paypal_certificate_pem)
+        .bind(&new.order_id_prefix)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -246,18 +334,52 @@ impl Database {
         })
     }
 
+    /// The tenant's endpoints, oldest first, each with its health.
     pub async fn list_webhook_endpoints(
         &self,
         tenant: TenantId,
-    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+    ) -> Result<Vec<ListedEndpoint>, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, endpoint_id"
         )))
         .fetch_all(&mut *tx)
         .await?;
+        let health = endpoint_health(&mut tx).await?;
         tx.commit().await?;
-        Ok(rows.iter().map(endpoint).collect::<Result<_, _>>()?)
+        // Both come from one snapshot, in the same order.
+        rows.iter()
+            .zip(health)
+            .map(|(row, health)| {
+                Ok(ListedEndpoint {
+                    endpoint: endpoint(row)?,
+                    health,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts a request to `endpoint_id` whose signature did not verify, with why (`reason`, a
+    /// short code: never anything from the request).
+    pub async fn record_verification_failure(
+        &self,
+        tenant: TenantId,
+        endpoint_id: Uuid,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        sqlx::query(
+            "UPDATE webhook_endpoints
+             SET verification_failures = verification_failures + 1, last_failure_at = now(),
+                 last_failure_reason = left($2, 200)
+             WHERE endpoint_id = $1",
+        )
+        .bind(endpoint_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces the secret; the old one keeps verifying for `grace` (zero retires it at once).
@@ -344,7 +466,7 @@ impl Database {
         let row = sqlx::query(
             "SELECT tenant_id, endpoint_id, source, status = 'active' AS active, secret,
                     previous_secret, previous_secret_expires_at, paypal_webhook_id,
-                    paypal_certificate_pem
+                    paypal_certificate_pem, order_id_prefix
              FROM webhook_endpoints WHERE endpoint_id = $1",
         )
         .bind(endpoint_id)
@@ -362,6 +484,7 @@ impl Database {
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
             paypal_webhook_id: r.try_get("paypal_webhook_id")?,
             paypal_certificate_pem: r.try_get("paypal_certificate_pem")?,
+            order_id_prefix: r.try_get("order_id_prefix")?,
         }))
     }
 

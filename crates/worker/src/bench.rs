@@ -81,12 +81,13 @@ pub async fn insert_events(
         let revenue: Vec<Option<i64>> = chunk.iter().map(|e| e.revenue_cents).collect();
         sqlx::query(
             "INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind,
-                 event_type, occurred_at, session_id, user_id, revenue_cents, currency,
+                 event_type, occurred_at, session_id, user_id, order_id, revenue_cents, currency,
                  channel_code, correlation_id)
              SELECT $1, id, id::text, sha256(id::text::bytea),
                     CASE WHEN revenue IS NULL THEN 'touch' ELSE 'conversion' END,
                     CASE WHEN revenue IS NULL THEN 'page_view' ELSE 'purchase' END,
-                    at, 's-' || identity, identity, revenue,
+                    at, 's-' || identity, identity,
+                    CASE WHEN revenue IS NULL THEN NULL ELSE 'o-' || id::text END, revenue,
                     CASE WHEN revenue IS NULL THEN NULL ELSE 'USD' END, channel, 'bench'
              FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[])
                   AS e(id, identity, at, channel, revenue)",

@@ -86,6 +86,9 @@ pub struct WorkerConfig {
     pub succeeded_retention: Duration,
     /// How often this process prunes; the first round runs at start.
     pub prune_interval: Duration,
+    /// How often the nightly reconciliation schedule is checked (the first check runs at start);
+    /// `None` schedules none (tests that count jobs, processes that run no reconciliations).
+    pub nightly_interval: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -98,6 +101,7 @@ impl Default for WorkerConfig {
             max_backoff: Duration::from_secs(300),
             succeeded_retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
+            nightly_interval: Some(crate::upkeep::NIGHTLY_INTERVAL),
         }
     }
 }
@@ -147,11 +151,22 @@ impl Worker {
             crate::upkeep::FOLD_INTERVAL,
             shutdown.clone(),
         ));
-        let nightly = tokio::spawn(crate::upkeep::nightly(
-            self.db.clone(),
-            crate::upkeep::NIGHTLY_INTERVAL,
-            shutdown.clone(),
-        ));
+        // Only a process that can run reconciliations schedules the nightly ones.
+        let nightly = self
+            .cfg
+            .nightly_interval
+            .filter(|_| {
+                self.handlers
+                    .0
+                    .contains_key(tally_store::reconciliation::RECONCILE_KIND)
+            })
+            .map(|interval| {
+                tokio::spawn(crate::upkeep::nightly(
+                    self.db.clone(),
+                    interval,
+                    shutdown.clone(),
+                ))
+            });
         let slots: Vec<_> = (0..self.cfg.concurrency.max(1))
             .map(|_| tokio::spawn(self.clone().slot(wake.clone(), shutdown.clone())))
             .collect();
@@ -161,7 +176,9 @@ impl Worker {
         listener.abort();
         pruner.abort();
         folder.abort();
-        nightly.abort();
+        if let Some(nightly) = nightly {
+            nightly.abort();
+        }
         tracing::info!("workers stopped");
     }
 

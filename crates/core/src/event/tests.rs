@@ -156,7 +156,8 @@ fn revenue_is_exact_in_the_currency_minor_unit() {
         (json!(20), "USD", 2000),
         (json!(1200), "JPY", 1200),
         (json!(1.5), "JPY", -1),
-        (json!(123456789012.34), "USD", 12_345_678_901_234),
+        (json!(99999999999.99), "USD", 9_999_999_999_999),
+        (json!("100000000000"), "USD", crate::money::MAX_AMOUNT_MINOR),
     ] {
         let raw = with(
             with(purchase(), "revenue", revenue.clone()),
@@ -185,6 +186,7 @@ fn revenue_that_is_not_exact_money_is_refused() {
         (json!("-1.00"), codes::OUT_OF_RANGE),
         (json!(-5), codes::OUT_OF_RANGE),
         (json!("99999999999999999999"), codes::OUT_OF_RANGE),
+        (json!("100000000000.01"), codes::OUT_OF_RANGE),
         (json!(true), codes::INVALID_TYPE),
         (json!({"amount": 1}), codes::INVALID_TYPE),
     ] {

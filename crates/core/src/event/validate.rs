@@ -3,7 +3,7 @@
 use super::canonical::to_canonical_vec;
 use super::{ClickIds, EventKind, EventType, FieldError, Utm, ValidEvent, codes};
 use crate::channel::{ChannelResolver, ClickIdKind, TouchSignals, referrer_host};
-use crate::money::{CurrencyCode, MoneyError};
+use crate::money::{CurrencyCode, MAX_AMOUNT_MINOR, MoneyError};
 use crate::pii::{self, PiiReason};
 use crate::pointer::{self, Segment};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -416,9 +416,13 @@ impl Validator {
                 codes::TOO_PRECISE,
                 format!("{currency} has {exponent} decimal places; the amount has more"),
             ),
-            Err(MoneyError::OutOfRange(_) | MoneyError::UnknownCurrency(_)) => {
-                (codes::OUT_OF_RANGE, "is too large".to_owned())
-            }
+            Err(MoneyError::OutOfRange(_) | MoneyError::UnknownCurrency(_)) => (
+                codes::OUT_OF_RANGE,
+                format!(
+                    "must be at most {} {currency}",
+                    currency.format_amount(MAX_AMOUNT_MINOR)
+                ),
+            ),
         };
         self.push_member("revenue", code, message);
         None
@@ -514,6 +518,6 @@ fn pii_message(reason: PiiReason) -> &'static str {
     match reason {
         PiiReason::Key => "names personal data, which Tally does not accept",
         PiiReason::EmailValue => "contains an e-mail address, which Tally does not accept",
-        PiiReason::PhoneValue => "is a phone number, which Tally does not accept",
+        PiiReason::PhoneValue => "is or contains a phone number, which Tally does not accept",
     }
 }

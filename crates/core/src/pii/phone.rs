@@ -12,6 +12,10 @@
 //!   (`555-123-4567`, `1-800-555-1234`) or a trunk/international prefix (`020 7946 0958`,
 //!   `07700 900123`, `06 12 34 56 78`, `0044 20 7946 0958`).
 //!
+//! Inside longer text (`"call +1 415 555 0100"`) only the international form is looked for: its
+//! `+` at the start of a word is the marker that ordinary digits in text lack. There it needs at
+//! least 8 digits, so that `+1234567` ("plus 1.2 million") in a note is not a phone.
+//!
 //! Consequences, on purpose: a plain digit run (`5551234567`, a JSON number) is never a phone,
 //! because it cannot be told from a numeric id; dates (`01-02-2024`), prices (`1234567.89`),
 //! thousands groupings (`1 234 567`) and zero-padded ids (`000123-456`) are not phones either.
@@ -42,6 +46,43 @@ pub(crate) fn is_phone_number(s: &str) -> bool {
         return shape.leading_parentheses;
     }
     shape.digits >= 9 && shape.group_count >= 2 && !shape.is_date() && shape.is_national()
+}
+
+/// Fewest digits of an international number found inside text.
+const MIN_DIGITS_IN_TEXT: usize = 8;
+
+/// Whether `s` holds an international phone number inside other text: a `+` that starts a word
+/// (at the start or after a character that is not a letter or digit) and precedes a digit, then
+/// the longest stretch of
+/// digits and separators ending in a digit that [`is_phone_number`] accepts.
+pub(crate) fn contains_international_number(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    plus_signs(bytes).any(|at| {
+        let starts_word = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        if !starts_word || !bytes.get(at + 1).is_some_and(u8::is_ascii_digit) {
+            return false;
+        }
+        let run = bytes[at + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')'))
+            .count();
+        // Every way the number could end (after a digit), longest first: text may go on with
+        // more digits that are not part of it ("+1 415 555 0100 2 times").
+        (1..=run).rev().any(|end| {
+            let candidate = &s[at..at + 1 + end];
+            bytes[at + end].is_ascii_digit()
+                && candidate.bytes().filter(u8::is_ascii_digit).count() >= MIN_DIGITS_IN_TEXT
+                && is_phone_number(candidate)
+        })
+    })
+}
+
+/// Positions of `+` in `bytes`.
+fn plus_signs(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bytes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &b)| (b == b'+').then_some(i))
 }
 
 /// The digit groups of a candidate, split at separators and parentheses.
@@ -151,6 +192,30 @@ mod tests {
             " +33 6 12 34 56 78 ",
         ] {
             assert!(is_phone_number(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn international_numbers_inside_text_are_found() {
+        for s in [
+            "call +1 415 555 0100",
+            "call +1 415 555 0100 2 times",
+            "support: +44 20 7946 0958.",
+            "(+15551234567)",
+            "+49 30 1234567 ask for Ann",
+        ] {
+            assert!(contains_international_number(s), "{s:?}");
+        }
+        for s in [
+            "call me",
+            "score +15 points",
+            "up +1234567 units",
+            "C++ 11 2020 1234",
+            "a+1 415 555 0100",
+            "+1 2 3",
+            "1+1=2",
+        ] {
+            assert!(!contains_international_number(s), "{s:?}");
         }
     }
 

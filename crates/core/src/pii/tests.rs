@@ -116,8 +116,8 @@ fn redact_removes_personal_members_and_replaces_personal_array_elements() {
         value,
         json!({
             "sku": "A1",
-            // Not a phone as a whole value: free text is only checked for e-mail addresses.
-            "customer": {"segment": "vip", "note": "call +44 20 7946 0958"},
+            // An international number inside free text is found too.
+            "customer": {"segment": "vip"},
             "lines": ["[redacted]", 3, {}, "[redacted]"],
             "by_user": {},
         })

@@ -89,6 +89,9 @@ pub enum ParseError {
     },
     #[error("{field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    /// A string or member name holds U+0000, which PostgreSQL cannot store.
+    #[error("the payload holds a NUL character (\\u0000), which cannot be stored")]
+    NulCharacter,
 }
 
 impl ParseError {
@@ -99,6 +102,7 @@ impl ParseError {
             ParseError::MissingHeader(_) => "missing_header",
             ParseError::InvalidAmount { .. } => "invalid_amount",
             ParseError::InvalidField { .. } => "invalid_field",
+            ParseError::NulCharacter => "nul_character",
         }
     }
 }
@@ -106,10 +110,35 @@ impl ParseError {
 /// Reads a delivery that [`verify`](crate::verify) accepted (not a WooCommerce ping, which has
 /// nothing to read).
 pub fn parse(source: Source, headers: &dyn Headers, body: &[u8]) -> Result<Delivery, ParseError> {
-    match source {
+    let delivery = match source {
         Source::Shopify => shopify::parse(headers, body),
         Source::Stripe => stripe::parse(body),
         Source::PayPal => paypal::parse(body),
         Source::WooCommerce => woocommerce::parse(headers, body),
+    }?;
+    delivery.check_storable()?;
+    Ok(delivery)
+}
+
+/// The longest delivery key the inbox stores (its `CHECK`), in characters.
+const MAX_DELIVERY_KEY_CHARS: usize = 512;
+
+impl Delivery {
+    /// Refuses what the inbox or the ledger could not store, so that it is dead-lettered with a
+    /// reason instead of failing the same way on every retry of the vendor.
+    pub(crate) fn check_storable(&self) -> Result<(), ParseError> {
+        let chars = self.delivery_key.chars().count();
+        if !(1..=MAX_DELIVERY_KEY_CHARS).contains(&chars) {
+            return Err(ParseError::InvalidField {
+                field: "delivery key",
+                reason: format!(
+                    "{chars} characters; the inbox keeps keys of 1 to {MAX_DELIVERY_KEY_CHARS}"
+                ),
+            });
+        }
+        match &self.outcome {
+            Outcome::Post(postings) => postings.iter().try_for_each(Posting::check_storable),
+            Outcome::Ignored(_) => Ok(()),
+        }
     }
 }

@@ -27,6 +27,15 @@ struct Resource {
     invoice_id: Option<String>,
     create_time: Option<DateTime<Utc>>,
     update_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    links: Vec<Link>,
+}
+
+/// A HATEOAS link; a refund's `up` link is its capture (`.../v2/payments/captures/{id}`).
+#[derive(Deserialize)]
+struct Link {
+    href: String,
+    rel: String,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +67,8 @@ pub(super) fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
 
 /// Keyed by the capture's or the refund's id. `occurred_at` is when the resource last changed
 /// state (a capture can sit `PENDING` before it completes), else its creation, else the event's.
+/// The payment reference is the capture: a capture's own id, a refund's `up` link (a refund
+/// rarely repeats the capture's `custom_id`, so the link is what ties it to its order).
 fn posting(
     entry_type: EntryType,
     resource: Resource,
@@ -68,16 +79,28 @@ fn posting(
         &resource.amount.currency_code,
     )?;
     let amount = json::decimal("resource.amount.value", currency, &resource.amount.value)?;
+    let payment_ref = match entry_type {
+        EntryType::Payment => Some(resource.id.clone()),
+        _ => captured_by(&resource.links),
+    };
     Ok(Posting {
         source: Source::PayPal,
         entry_type,
         external_id: resource.id,
-        amount_minor: entry_type.signed(amount),
+        amount_minor: json::signed(entry_type, "resource.amount.value", amount)?,
         currency,
         order_id: json::reference(resource.custom_id).or(json::reference(resource.invoice_id)),
+        payment_ref,
         occurred_at: resource
             .update_time
             .or(resource.create_time)
             .unwrap_or(event_time),
     })
+}
+
+/// The capture id at the end of a refund's `up` link.
+fn captured_by(links: &[Link]) -> Option<String> {
+    let up = links.iter().find(|link| link.rel == "up")?;
+    let (_, id) = up.href.trim_end_matches('/').rsplit_once("/captures/")?;
+    json::reference(Some(id.to_string()))
 }

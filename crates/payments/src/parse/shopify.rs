@@ -62,8 +62,9 @@ fn order(body: &[u8], paid_topic: bool) -> Result<Outcome, ParseError> {
         source: Source::Shopify,
         entry_type: EntryType::Payment,
         external_id: order.id.clone(),
-        amount_minor: EntryType::Payment.signed(amount),
+        amount_minor: json::signed(EntryType::Payment, "total_price", amount)?,
         currency,
+        payment_ref: Some(order.id.clone()),
         order_id: Some(order.id),
         occurred_at: order.processed_at.unwrap_or(order.created_at),
     }]))
@@ -103,7 +104,15 @@ fn refund(body: &[u8]) -> Result<Outcome, ParseError> {
         let amount = json::decimal("transactions[].amount", currency, &transaction.amount)?;
         total = Some(match total {
             None => (currency, amount),
-            Some((first, sum)) if first == currency => (first, sum.saturating_add(amount)),
+            Some((first, sum)) if first == currency => {
+                let sum = tally_core::money::check_amount(sum + amount).map_err(|source| {
+                    ParseError::InvalidAmount {
+                        field: "transactions[].amount",
+                        source,
+                    }
+                })?;
+                (first, sum)
+            }
             Some((first, _)) => {
                 return Err(ParseError::InvalidField {
                     field: "transactions[].currency",
@@ -119,8 +128,9 @@ fn refund(body: &[u8]) -> Result<Outcome, ParseError> {
         source: Source::Shopify,
         entry_type: EntryType::Refund,
         external_id: refund.id,
-        amount_minor: EntryType::Refund.signed(amount),
+        amount_minor: json::signed(EntryType::Refund, "transactions[].amount", amount)?,
         currency,
+        payment_ref: Some(refund.order_id.clone()),
         order_id: Some(refund.order_id),
         occurred_at: refund.processed_at.unwrap_or(refund.created_at),
     }]))

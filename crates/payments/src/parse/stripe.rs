@@ -98,6 +98,10 @@ struct Refund {
 #[derive(Deserialize)]
 struct Dispute {
     id: String,
+    /// The disputed charge, and its payment intent when it had one: what ties the chargeback
+    /// to its payment when the dispute's metadata names no order.
+    charge: String,
+    payment_intent: Option<String>,
     amount: i64,
     currency: String,
     created: i64,
@@ -105,25 +109,39 @@ struct Dispute {
     metadata: Metadata,
 }
 
-/// A posting from a Stripe integer amount; `field` names the amount in errors.
-fn posting(
+/// What every Stripe posting is made of besides its amount.
+struct Fact {
     entry_type: EntryType,
     external_id: String,
+    /// The payment intent, else the charge: the same for `payment_intent.succeeded` and
+    /// `charge.succeeded` of one payment (see [`payment_ref`]).
+    payment_ref: String,
+    order_id: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// A payment's reference: its payment intent, else (a charge made without one) the charge.
+fn payment_ref(payment_intent: Option<&str>, charge: &str) -> String {
+    payment_intent.unwrap_or(charge).to_string()
+}
+
+/// A posting from a Stripe integer amount; `field` names the amount in errors.
+fn posting(
+    fact: Fact,
     field: &'static str,
     amount: i64,
     currency: &str,
-    order_id: Option<String>,
-    occurred_at: DateTime<Utc>,
 ) -> Result<Posting, ParseError> {
     let (currency, amount) = minor_units(field, amount, currency)?;
     Ok(Posting {
         source: Source::Stripe,
-        entry_type,
-        external_id,
-        amount_minor: entry_type.signed(amount),
+        entry_type: fact.entry_type,
+        external_id: fact.external_id,
+        amount_minor: json::signed(fact.entry_type, field, amount)?,
         currency,
-        order_id,
-        occurred_at,
+        order_id: fact.order_id,
+        payment_ref: Some(fact.payment_ref),
+        occurred_at: fact.occurred_at,
     })
 }
 
@@ -132,14 +150,18 @@ fn posting(
 /// and the second to arrive finds the fact already posted. They can differ in `order_id`: a
 /// payment intent's metadata is not copied onto its charge, so the first delivery decides.
 fn payment_intent(intent: PaymentIntent, created: DateTime<Utc>) -> Result<Outcome, ParseError> {
+    let fact = Fact {
+        entry_type: EntryType::Payment,
+        payment_ref: intent.id.clone(),
+        external_id: intent.id,
+        order_id: json::reference(intent.metadata.order_id),
+        occurred_at: created,
+    };
     let payment = posting(
-        EntryType::Payment,
-        intent.id,
+        fact,
         "amount_received",
         intent.amount_received,
         &intent.currency,
-        json::reference(intent.metadata.order_id),
-        created,
     )?;
     Ok(Outcome::Post(vec![payment]))
 }
@@ -151,14 +173,19 @@ fn charge_succeeded(charge: Charge, created: DateTime<Utc>) -> Result<Outcome, P
     if charge.captured == Some(false) {
         return Ok(Outcome::Ignored(Ignored::NotCaptured));
     }
+    let reference = payment_ref(charge.payment_intent.as_deref(), &charge.id);
+    let fact = Fact {
+        entry_type: EntryType::Payment,
+        external_id: reference.clone(),
+        payment_ref: reference,
+        order_id: json::reference(charge.metadata.order_id),
+        occurred_at: created,
+    };
     let payment = posting(
-        EntryType::Payment,
-        charge.payment_intent.unwrap_or(charge.id),
+        fact,
         "amount_captured",
         charge.amount_captured.unwrap_or(charge.amount),
         &charge.currency,
-        json::reference(charge.metadata.order_id),
-        created,
     )?;
     Ok(Outcome::Post(vec![payment]))
 }
@@ -182,6 +209,14 @@ fn charge_refunded(
     created: DateTime<Utc>,
 ) -> Result<Outcome, ParseError> {
     let order_id = json::reference(charge.metadata.order_id);
+    let reference = payment_ref(charge.payment_intent.as_deref(), &charge.id);
+    let refund_fact = |external_id: String, occurred_at: DateTime<Utc>| Fact {
+        entry_type: EntryType::Refund,
+        external_id,
+        payment_ref: reference.clone(),
+        order_id: order_id.clone(),
+        occurred_at,
+    };
     let refunds = charge.refunds.map(|list| list.data).unwrap_or_default();
     let postings = if refunds.is_empty() {
         let before = previous
@@ -195,16 +230,17 @@ fn charge_refunded(
                         .into(),
                 )
             })?;
-        let newly_refunded = charge.amount_refunded.saturating_sub(before);
+        let newly_refunded = charge
+            .amount_refunded
+            .checked_sub(before)
+            .ok_or_else(|| json::out_of_range("amount_refunded", charge.amount_refunded))?;
         if newly_refunded > 0 {
+            let external_id = format!("{}:refunded_to:{}", charge.id, charge.amount_refunded);
             vec![posting(
-                EntryType::Refund,
-                format!("{}:refunded_to:{}", charge.id, charge.amount_refunded),
+                refund_fact(external_id, created),
                 "amount_refunded",
                 newly_refunded,
                 &charge.currency,
-                order_id,
-                created,
             )?]
         } else {
             Vec::new()
@@ -214,14 +250,12 @@ fn charge_refunded(
             .into_iter()
             .filter(|refund| !matches!(refund.status.as_deref(), Some("failed" | "canceled")))
             .map(|refund| {
+                let created = unix("refunds.data[].created", refund.created)?;
                 posting(
-                    EntryType::Refund,
-                    refund.id,
+                    refund_fact(refund.id, created),
                     "refunds.data[].amount",
                     refund.amount,
                     &refund.currency,
-                    order_id.clone(),
-                    unix("refunds.data[].created", refund.created)?,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?
@@ -235,17 +269,16 @@ fn charge_refunded(
 
 /// The disputed amount leaves the balance when the dispute opens; winning it back arrives as a
 /// later event Tally does not post yet. A dispute carries no order id unless the merchant put one
-/// in the dispute's own metadata.
+/// in the dispute's own metadata; otherwise its payment reference leads to the order.
 fn dispute(dispute: Dispute) -> Result<Outcome, ParseError> {
-    let chargeback = posting(
-        EntryType::Chargeback,
-        dispute.id,
-        "amount",
-        dispute.amount,
-        &dispute.currency,
-        json::reference(dispute.metadata.order_id),
-        unix("created", dispute.created)?,
-    )?;
+    let fact = Fact {
+        entry_type: EntryType::Chargeback,
+        external_id: dispute.id,
+        payment_ref: payment_ref(dispute.payment_intent.as_deref(), &dispute.charge),
+        order_id: json::reference(dispute.metadata.order_id),
+        occurred_at: unix("created", dispute.created)?,
+    };
+    let chargeback = posting(fact, "amount", dispute.amount, &dispute.currency)?;
     Ok(Outcome::Post(vec![chargeback]))
 }
 
@@ -273,7 +306,9 @@ fn minor_units(
             reason: format!("{amount} is not a whole number of {currency} minor units"),
         });
     }
-    Ok((currency, amount / divisor))
+    let amount = tally_core::money::check_amount(amount / divisor)
+        .map_err(|source| ParseError::InvalidAmount { field, source })?;
+    Ok((currency, amount))
 }
 
 fn unix(field: &'static str, seconds: i64) -> Result<DateTime<Utc>, ParseError> {

@@ -93,16 +93,22 @@ struct Refund {
 fn order(order: Order) -> Result<Outcome, ParseError> {
     let currency = json::currency("currency", &order.currency)?;
     let order_id = order.id;
-    let posting =
-        |entry_type: EntryType, external_id: String, amount: i64, at: NaiveDateTime| Posting {
+    let posting = |entry_type: EntryType,
+                   external_id: String,
+                   field: &'static str,
+                   amount: i64,
+                   at: NaiveDateTime| {
+        Ok::<_, ParseError>(Posting {
             source: Source::WooCommerce,
             entry_type,
             external_id,
-            amount_minor: entry_type.signed(amount),
+            amount_minor: json::signed(entry_type, field, amount)?,
             currency,
             order_id: Some(order_id.clone()),
+            payment_ref: Some(order_id.clone()),
             occurred_at: DateTime::<Utc>::from_naive_utc_and_offset(at, Utc),
-        };
+        })
+    };
     let mut postings = Vec::new();
     if PAID_STATUSES.contains(&order.status.as_str()) {
         let amount = json::decimal("total", currency, &order.total)?;
@@ -110,14 +116,21 @@ fn order(order: Order) -> Result<Outcome, ParseError> {
         postings.push(posting(
             EntryType::Payment,
             order_id.clone(),
+            "total",
             amount,
             paid_at,
-        ));
+        )?);
     }
     let modified_at = order.date_modified_gmt.unwrap_or(order.date_created_gmt);
     for refund in order.refunds {
         let amount = json::decimal("refunds[].total", currency, &refund.total)?;
-        postings.push(posting(EntryType::Refund, refund.id, amount, modified_at));
+        postings.push(posting(
+            EntryType::Refund,
+            refund.id,
+            "refunds[].total",
+            amount,
+            modified_at,
+        )?);
     }
     Ok(if postings.is_empty() {
         Outcome::Ignored(Ignored::NotPaid {

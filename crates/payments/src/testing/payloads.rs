@@ -165,6 +165,38 @@ pub fn stripe_charge(
     })
 }
 
+/// A dispute (`charge.dispute.created`) of `charge`, whose metadata names the order only when
+/// `order_id` is given (merchants rarely copy it there).
+pub fn stripe_dispute(
+    id: &str,
+    charge: &str,
+    payment_intent: Option<&str>,
+    amount: i64,
+    currency: &str,
+    order_id: Option<&str>,
+) -> Value {
+    let metadata = match order_id {
+        Some(order_id) => json!({ "order_id": order_id }),
+        None => json!({}),
+    };
+    json!({
+        "id": id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": charge,
+        "currency": currency,
+        "evidence": {"customer_email_address": "buyer@example.com", "customer_name": "Ada Lovelace"},
+        "is_charge_refundable": false,
+        "livemode": false,
+        "metadata": metadata,
+        "payment_intent": payment_intent,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "created": now().timestamp() - 5,
+    })
+}
+
 /// A PayPal webhook event of `event_type` about `resource` (see [`paypal_resource`]).
 pub fn paypal_event(id: &str, event_type: &str, resource: Value) -> Vec<u8> {
     bytes(json!({
@@ -195,6 +227,23 @@ pub fn paypal_resource(id: &str, value: &str, currency: &str, custom_id: Option<
         "update_time": "2026-11-20T11:59:55Z",
         "payer": {"email_address": "buyer@example.com"},
         "links": [],
+    })
+}
+
+/// A completed PayPal refund of the capture `capture_id`, as `PAYMENT.CAPTURE.REFUNDED` carries
+/// it: no merchant reference of its own, only the `up` link to its capture.
+pub fn paypal_refund(id: &str, value: &str, currency: &str, capture_id: &str) -> Value {
+    json!({
+        "id": id,
+        "amount": {"currency_code": currency, "value": value},
+        "seller_payable_breakdown": {"gross_amount": {"currency_code": currency, "value": value}},
+        "status": "COMPLETED",
+        "create_time": "2026-11-20T11:59:50Z",
+        "update_time": "2026-11-20T11:59:55Z",
+        "links": [
+            {"href": format!("https://api.paypal.com/v2/payments/refunds/{id}"), "rel": "self", "method": "GET"},
+            {"href": format!("https://api.paypal.com/v2/payments/captures/{capture_id}"), "rel": "up", "method": "GET"},
+        ],
     })
 }
 

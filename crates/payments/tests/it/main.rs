@@ -4,4 +4,5 @@
 mod fixtures;
 mod ledger;
 mod parse;
+mod references;
 mod verify;

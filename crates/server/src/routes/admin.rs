@@ -90,7 +90,7 @@ async fn create_tenant(
     ))
 }
 
-async fn existing(state: &AppState, tenant: Uuid) -> Result<TenantId, ApiError> {
+pub(crate) async fn existing(state: &AppState, tenant: Uuid) -> Result<TenantId, ApiError> {
     let tenant = TenantId(tenant);
     if state.db.tenant_exists(tenant).await? {
         Ok(tenant)

@@ -3,7 +3,7 @@
 //! status, revenue per channel, the top conversion paths, and one conversion's journey and
 //! splits (scope `read`).
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
@@ -17,7 +17,6 @@ use tally_attribution::{MODEL_VERSION, Model};
 use tally_store::attribution::{self as queries, ConversionPath, JourneyTouch};
 use tally_store::recompute::{self, RecomputeJob};
 use tally_store::rollups::{self, ChannelTotal, UnattributedTotal};
-use tally_store::tenants::Scope;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,8 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RecomputeRequest {
     /// Window start (inclusive), RFC 3339.
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub from: DateTime<Utc>,
     /// Window end (exclusive).
+    #[serde(deserialize_with = "tally_core::time::rfc3339")]
     pub to: DateTime<Utc>,
 }
 
@@ -66,10 +67,9 @@ fn window_error(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
     ))]
 async fn request_recompute(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<RecomputeRequest>,
 ) -> Result<(StatusCode, Json<RecomputeJob>), ApiError> {
-    caller.require(Scope::Admin)?;
     window_error(body.from, body.to)?;
     let job = state
         .db
@@ -93,10 +93,9 @@ async fn request_recompute(
     ))]
 async fn recompute_status(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RecomputeJob>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     Ok(Json(recompute::get_recompute(&mut tx, id).await?))
 }
@@ -172,10 +171,9 @@ pub struct ChannelReport {
     ))]
 async fn channels(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<ChannelsQuery>,
 ) -> Result<Json<ChannelReport>, ApiError> {
-    caller.require(Scope::Read)?;
     let model = crate::routes::revenue::parse_model(q.model.as_deref())?;
     let models: Vec<Model> = model.map_or(Model::ALL.to_vec(), |m| vec![m]);
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
@@ -336,10 +334,9 @@ pub struct ConversionAttribution {
     ))]
 async fn conversion(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(event_id): Path<String>,
 ) -> Result<Json<ConversionAttribution>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let detail = queries::conversion_detail(&mut tx, MODEL_VERSION, &event_id).await?;
     let mut splits: Vec<ModelSplit> = Vec::new();
@@ -408,10 +405,9 @@ pub struct PathReport {
     ))]
 async fn paths(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<PathsQuery>,
 ) -> Result<Json<PathReport>, ApiError> {
-    caller.require(Scope::Read)?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable(

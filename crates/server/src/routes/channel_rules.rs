@@ -1,6 +1,6 @@
 //! A tenant's channel rules (scope `admin`): overrides on top of the global defaults.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use tally_core::channel::ChannelRule;
 use tally_store::channels::TenantRule;
-use tally_store::tenants::Scope;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,8 +33,10 @@ pub struct Rules {
     (status = 200, body = Rules),
     (status = 403, body = Problem, content_type = "application/problem+json")
 ))]
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Rules>, ApiError> {
-    caller.require(Scope::Admin)?;
+async fn list(
+    State(state): State<AppState>,
+    caller: Authorized<scope::Admin>,
+) -> Result<Json<Rules>, ApiError> {
     Ok(Json(Rules {
         tenant: state.db.tenant_rules(caller.tenant_id).await?,
         global: state.db.global_rules().await?,
@@ -52,10 +53,9 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Rule
 ))]
 async fn add(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(rule): Json<ChannelRule>,
 ) -> Result<(StatusCode, Json<TenantRule>), ApiError> {
-    caller.require(Scope::Admin)?;
     let rule = rule.normalised().map_err(|e| {
         ApiError::unprocessable(
             "invalid channel rule",
@@ -79,10 +79,9 @@ async fn add(
 ))]
 async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(rule_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::Admin)?;
     state
         .db
         .remove_tenant_rule(caller.tenant_id, rule_id)

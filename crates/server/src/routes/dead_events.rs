@@ -4,7 +4,7 @@
 //! mappings; success writes the event (linked through `replayed_from`) and marks the dead letter
 //! `replayed` in the same transaction, so a replay can never produce two events.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query};
@@ -16,7 +16,6 @@ use serde::Serialize;
 use tally_store::cursor::Page;
 use tally_store::dead_events::{DeadEvent, DeadEventFilter, mark_replayed, note_failed_replay};
 use tally_store::events::{NewEvent, ingest_events};
-use tally_store::tenants::Scope;
 use tally_store::{Database, TenantId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,10 +41,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(filter): Query<DeadEventFilter>,
 ) -> Result<Json<Page<DeadEvent>>, ApiError> {
-    caller.require(Scope::Read)?;
     Ok(Json(
         state.db.list_dead_events(caller.tenant_id, &filter).await?,
     ))
@@ -76,10 +74,9 @@ pub struct BulkReplay {
     ))]
 async fn replay_one(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Ingest>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ReplayResult>, ApiError> {
-    caller.require(Scope::Ingest)?;
     let mut results = replay(&state, caller.tenant_id, Selection::One(id)).await?;
     Ok(Json(results.remove(0)))
 }
@@ -93,10 +90,9 @@ async fn replay_one(
     ))]
 async fn replay_bulk(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Ingest>,
     Json(filter): Json<DeadEventFilter>,
 ) -> Result<Json<BulkReplay>, ApiError> {
-    caller.require(Scope::Ingest)?;
     let results = replay(&state, caller.tenant_id, Selection::Matching(filter)).await?;
     let still_invalid = results
         .iter()
@@ -118,10 +114,9 @@ async fn replay_bulk(
     ))]
 async fn discard(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Ingest>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<DeadEvent>, ApiError> {
-    caller.require(Scope::Ingest)?;
     Ok(Json(
         state.db.discard_dead_event(caller.tenant_id, id).await?,
     ))

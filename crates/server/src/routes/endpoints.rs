@@ -1,7 +1,7 @@
 //! A tenant's payment webhook endpoints (scope `admin`): where each vendor posts, and what its
 //! deliveries are verified with. Secrets appear only in the create and rotate answers.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use tally_payments::Source;
-use tally_store::tenants::Scope;
+use tally_store::ledger::CurrencyTotal;
 use tally_store::webhooks::{
-    DEFAULT_ROTATION_GRACE, EndpointWithSecret, NewEndpoint, WebhookEndpoint,
+    DEFAULT_ROTATION_GRACE, EndpointHealth, EndpointWithSecret, ListedEndpoint, NewEndpoint,
+    WebhookEndpoint,
 };
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,6 +40,8 @@ pub struct EndpointView {
     pub paypal_webhook_id: Option<String>,
     /// Whether a PayPal certificate is configured (otherwise it is fetched from PayPal).
     pub has_paypal_certificate: bool,
+    /// Prepended to the order ids of this endpoint's postings.
+    pub order_id_prefix: Option<String>,
     pub created_at: DateTime<Utc>,
     pub rotated_at: Option<DateTime<Utc>>,
     /// Until when the secret before the last rotation still verifies.
@@ -55,9 +58,61 @@ impl From<WebhookEndpoint> for EndpointView {
             status: e.status,
             paypal_webhook_id: e.paypal_webhook_id,
             has_paypal_certificate: e.has_paypal_certificate,
+            order_id_prefix: e.order_id_prefix,
             created_at: e.created_at,
             rotated_at: e.rotated_at,
             previous_secret_expires_at: e.previous_secret_expires_at,
+        }
+    }
+}
+
+/// What has reached an endpoint: deliveries, what could not be read, and requests that failed
+/// verification (a secret out of date after a rotation shows here first).
+#[derive(Serialize, ToSchema)]
+pub struct EndpointHealthView {
+    /// When the last verified delivery was recorded.
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    /// Verified deliveries (a vendor's repeat of one delivery counts once).
+    pub deliveries: i64,
+    /// Verified deliveries Tally could not read or store, kept in `dead_events`.
+    pub dead_lettered: i64,
+    /// Requests whose signature did not verify.
+    pub verification_failures: i64,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// The last failure's code: `bad_signature`, `stale_timestamp`, `missing_header`, ...
+    pub last_failure_reason: Option<String>,
+    /// Net of the ledger postings this endpoint's deliveries carried, per currency.
+    pub revenue_net: Vec<CurrencyTotal>,
+}
+
+impl From<EndpointHealth> for EndpointHealthView {
+    fn from(h: EndpointHealth) -> Self {
+        Self {
+            last_delivery_at: h.last_delivery_at,
+            deliveries: h.deliveries,
+            dead_lettered: h.dead_lettered,
+            verification_failures: h.verification_failures,
+            last_failure_at: h.last_failure_at,
+            last_failure_reason: h.last_failure_reason,
+            revenue_net: h.revenue_net,
+        }
+    }
+}
+
+/// An endpoint as listed: its settings and its health.
+#[derive(Serialize, ToSchema)]
+pub struct ListedEndpointView {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    #[serde(flatten)]
+    pub health: EndpointHealthView,
+}
+
+impl From<ListedEndpoint> for ListedEndpointView {
+    fn from(e: ListedEndpoint) -> Self {
+        Self {
+            endpoint: e.endpoint.into(),
+            health: e.health.into(),
         }
     }
 }
@@ -95,6 +150,10 @@ pub struct CreateEndpoint {
     /// PayPal only, optional: the PEM certificate PayPal signs with; absent, it is fetched from
     /// the `paypal.com` URL each delivery names.
     pub paypal_certificate_pem: Option<String>,
+    /// Prepended to the order ids of this endpoint's postings (1–32 letters, digits, `.` `_` `:`
+    /// `-`), for a tenant whose shops' order ids overlap (WooCommerce numbers orders per site);
+    /// the shop's tracking must send the same prefixed ids. Fixed once the endpoint exists.
+    pub order_id_prefix: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -107,18 +166,17 @@ pub struct RotateEndpoint {
     pub grace_period_seconds: Option<u32>,
 }
 
-/// This tenant's webhook endpoints (scope `admin`).
+/// This tenant's webhook endpoints with their health (scope `admin`).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
     responses(
-        (status = 200, body = Vec<EndpointView>),
+        (status = 200, body = Vec<ListedEndpointView>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json")
     ))]
 async fn list_endpoints(
     State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<EndpointView>>, ApiError> {
-    caller.require(Scope::Admin)?;
+    caller: Authorized<scope::Admin>,
+) -> Result<Json<Vec<ListedEndpointView>>, ApiError> {
     let endpoints = state.db.list_webhook_endpoints(caller.tenant_id).await?;
     Ok(Json(endpoints.into_iter().map(Into::into).collect()))
 }
@@ -133,10 +191,9 @@ async fn list_endpoints(
     ))]
 async fn create_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointSecretView>), ApiError> {
-    caller.require(Scope::Admin)?;
     let source: Source = body
         .source
         .parse()
@@ -160,6 +217,7 @@ async fn create_endpoint(
                 secret: body.secret,
                 paypal_webhook_id: body.paypal_webhook_id,
                 paypal_certificate_pem: body.paypal_certificate_pem,
+                order_id_prefix: body.order_id_prefix,
             },
         )
         .await?;
@@ -176,11 +234,10 @@ async fn create_endpoint(
     ))]
 async fn rotate_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(endpoint_id): Path<Uuid>,
     Json(body): Json<RotateEndpoint>,
 ) -> Result<Json<EndpointSecretView>, ApiError> {
-    caller.require(Scope::Admin)?;
     let grace = body
         .grace_period_seconds
         .map_or(DEFAULT_ROTATION_GRACE, |s| TimeDelta::seconds(s.into()));
@@ -199,10 +256,9 @@ async fn rotate_endpoint(
     ))]
 async fn disable_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(endpoint_id): Path<Uuid>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    caller.require(Scope::Admin)?;
     let disabled = state
         .db
         .disable_webhook_endpoint(caller.tenant_id, endpoint_id)

@@ -1,9 +1,9 @@
 //! `POST /v1/events`, `POST /v1/events/batch`, `GET /v1/events`, `GET /v1/events/{id}`.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, refuse_nul};
 use crate::ingest::batch::{self, Checked, EventResult, to_result};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -16,8 +16,10 @@ use serde_json::Value;
 use tally_store::cursor::Page;
 use tally_store::event_queries::{EventFilter, StoredEvent};
 use tally_store::events::{NewEvent, WriteOutcome};
-use tally_store::tenants::Scope;
 use utoipa::ToSchema;
+
+mod schema;
+use schema::{BatchBody, EventBody};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -36,7 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_event))
 }
 
-/// Checks media type and size, then parses: wrong type → 415, too large → 413, not JSON → 400.
+/// Checks media type and size, then parses: wrong type → 415, too large → 413, not JSON → 400,
+/// U+0000 anywhere → 422 for the whole request (not even a dead letter can hold it).
 pub fn parse_json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -79,13 +82,15 @@ pub fn parse_json_body(
     if body.len() > max {
         return Err(too_large());
     }
-    serde_json::from_slice(&body).map_err(|e| {
+    let value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             format!("the body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    refuse_nul(&value)?;
+    Ok(value)
 }
 
 /// Result of `POST /v1/events` for an accepted or duplicate event.
@@ -100,7 +105,7 @@ pub struct SingleResult {
 /// Records one event. 201 when stored, 200 when it is an exact re-send (`duplicate`), 409 when
 /// its `event_id` is taken by a different payload, 422 when invalid (then dead-lettered).
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("api_key" = [])),
-    request_body(content = Object, description = "One event (see the event contract)"),
+    request_body = EventBody,
     responses(
         (status = 201, body = SingleResult), (status = 200, body = SingleResult),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -114,11 +119,10 @@ pub struct SingleResult {
     ))]
 async fn ingest_one(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Ingest>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Ingest)?;
     let raw = parse_json_body(&headers, body, MAX_EVENT_BODY_BYTES)?;
     if raw.is_array() {
         return Err(ApiError::bad_request(
@@ -140,7 +144,7 @@ async fn ingest_one(
                 .group_commit
                 .submit(caller.tenant_id, event)
                 .await
-                .map_err(|e| ApiError::from_shared(&e))?;
+                .map_err(|e| ApiError::from_store(&e))?;
             let result = to_result(written, event_id);
             metrics::counter!("tally_events_total", "outcome" => result.outcome()).increment(1);
             result
@@ -183,6 +187,11 @@ fn single_response(result: EventResult) -> Result<Response, ApiError> {
         )
         .with_errors(errors)
         .with_extension("dead_event_id", dead_event_id)),
+        EventResult::Refused { error_code, detail, .. } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error_code,
+            detail,
+        )),
     }
 }
 
@@ -193,29 +202,34 @@ pub struct BatchResponse {
     pub duplicates: usize,
     pub conflicts: usize,
     pub rejected: usize,
+    /// Events the database refused to store (see the `refused` result); nothing written for them.
+    pub refused: usize,
     pub results: Vec<EventResult>,
 }
 
 /// Records up to 1000 events (≤ 1 MiB) in one transaction. The batch fails as a whole only when
-/// it is not a batch (400/413/415) or is over the rate limit (429, nothing written); otherwise
-/// each event gets its own result.
+/// it is not a batch (400/413/415), is over the rate limit (429, nothing written) or the
+/// database is unavailable (503, retry it whole); otherwise each event gets its own result, and
+/// an event the database refuses is `refused` without failing the others.
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events", security(("api_key" = [])),
-    request_body(content = Object, description = "`{\"events\": [...]}` or a JSON array of events"),
+    request_body(content = BatchBody, description = "`{\"events\": [...]}` or a bare JSON array of events"),
     responses(
         (status = 200, body = BatchResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "a string or member name holds U+0000"),
         (status = 429, body = Problem, content_type = "application/problem+json")
     ))]
 async fn ingest_batch(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Ingest>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Ingest)?;
     let raw = parse_json_body(&headers, body, MAX_BATCH_BYTES)?;
     let events = match raw {
         Value::Array(events) => Some(events),
@@ -252,6 +266,7 @@ async fn ingest_batch(
         duplicates: count("duplicate"),
         conflicts: count("conflict"),
         rejected: count("rejected"),
+        refused: count("refused"),
         results,
     };
     let mut response = Json(response).into_response();
@@ -268,24 +283,22 @@ async fn ingest_batch(
     ))]
 async fn list_events(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Json<Page<StoredEvent>>, ApiError> {
-    caller.require(Scope::Read)?;
     Ok(Json(state.db.list_events(caller.tenant_id, &filter).await?))
 }
 
-/// One event by Tally's id (scope `read`).
+/// One event by Tally's id or the client's `event_id` (scope `read`).
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events", security(("api_key" = [])),
-    params(("id" = Uuid, Path)), responses(
+    params(("id" = String, Path, description = "Tally's id or the client's `event_id`")), responses(
         (status = 200, body = StoredEvent),
         (status = 404, body = Problem, content_type = "application/problem+json")
     ))]
 async fn get_event(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
+    caller: Authorized<scope::Read>,
+    Path(id): Path<String>,
 ) -> Result<Json<StoredEvent>, ApiError> {
-    caller.require(Scope::Read)?;
-    Ok(Json(state.db.get_event(caller.tenant_id, id).await?))
+    Ok(Json(state.db.get_event(caller.tenant_id, &id).await?))
 }

@@ -32,10 +32,11 @@ async fn healthz() -> Json<Health> {
     (status = 503, body = Problem, content_type = "application/problem+json")
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|_| ApiError::unavailable("the database does not answer"))?;
+    state.db.ping().await.map_err(|_| {
+        ApiError::unavailable("the database does not answer").with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        )
+    })?;
     Ok(Json(Health { status: "ready" }))
 }

@@ -1,7 +1,7 @@
 //! A tenant's dead-lettered background jobs (listing: scope `read`, so the dashboard's data
 //! health page can show them to an analyst) and their replay (scope `admin`).
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path};
@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tally_store::jobs::{self, FailedJob};
-use tally_store::tenants::Scope;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -69,9 +68,8 @@ pub struct Replayed {
     ))]
 async fn list_failed(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
 ) -> Result<Json<Vec<FailedJobView>>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let failed = jobs::list_failed(&mut tx).await?;
     Ok(Json(failed.into_iter().map(Into::into).collect()))
@@ -89,10 +87,9 @@ async fn list_failed(
     ))]
 async fn replay_failed(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
-    caller.require(Scope::Admin)?;
     let job_id = state
         .db
         .replay_failed(

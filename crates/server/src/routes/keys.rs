@@ -1,6 +1,6 @@
 //! A tenant's own API keys (scope `admin`), and `GET /v1/me` for any valid key.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, Caller, scope};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -138,9 +138,8 @@ async fn me(caller: Caller) -> Json<Me> {
 ))]
 async fn list_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
 ) -> Result<Json<Vec<KeyView>>, ApiError> {
-    caller.require(Scope::Admin)?;
     list_for(&state, caller.tenant_id).await
 }
 
@@ -153,10 +152,9 @@ async fn list_keys(
 ))]
 async fn create_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    caller.require(Scope::Admin)?;
     create_for(&state, caller.tenant_id, body).await
 }
 
@@ -168,10 +166,9 @@ async fn create_key(
 ))]
 async fn revoke_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Path(key_id): Path<Uuid>,
 ) -> Result<Json<KeyView>, ApiError> {
-    caller.require(Scope::Admin)?;
     revoke_for(&state, caller.tenant_id, KeyId(key_id)).await
 }
 
@@ -197,6 +194,6 @@ pub async fn revoke_for(
     key: KeyId,
 ) -> Result<Json<KeyView>, ApiError> {
     let revoked = state.db.revoke_api_key(tenant, key).await?;
-    state.keys.evict_tenant(tenant);
+    state.keys.evict_tenant(tenant).await;
     Ok(Json(revoked.into()))
 }

@@ -2,7 +2,7 @@
 //! adjustments (scope `admin`). There is no route that edits or deletes a posting: a correction
 //! is a new row, and the database refuses anything else.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, scope};
 use crate::context;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query};
@@ -14,7 +14,6 @@ use serde::Deserialize;
 use tally_store::cursor::Page;
 use tally_store::ledger::{LedgerEntry, LedgerFilter, NewAdjustment};
 use tally_store::reconciliation::OrderView;
-use tally_store::tenants::Scope;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -41,6 +40,7 @@ pub struct AdjustmentRequest {
     /// The posting this adjustment cancels; a posting can be reversed once.
     pub reverses_id: Option<Uuid>,
     /// When the correction takes effect (default: now).
+    #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
@@ -55,10 +55,9 @@ pub struct AdjustmentRequest {
     ))]
 async fn list_ledger(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(filter): Query<LedgerFilter>,
 ) -> Result<Json<Page<LedgerEntry>>, ApiError> {
-    caller.require(Scope::Read)?;
     Ok(Json(state.db.list_ledger(caller.tenant_id, &filter).await?))
 }
 
@@ -74,10 +73,9 @@ async fn list_ledger(
     ))]
 async fn add_adjustment(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<AdjustmentRequest>,
 ) -> Result<(StatusCode, Json<LedgerEntry>), ApiError> {
-    caller.require(Scope::Admin)?;
     let entry = state
         .db
         .add_adjustment(
@@ -107,10 +105,9 @@ async fn add_adjustment(
     ))]
 async fn order_ledger(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(order_id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    caller.require(Scope::Read)?;
     Ok(Json(
         state.db.order_view(caller.tenant_id, &order_id).await?,
     ))

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod ledger;
 pub mod reconciliation;
 pub mod revenue;
+pub mod settings;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -33,4 +34,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(reconciliation::router())
         .merge(revenue::router())
+        .merge(settings::router())
 }

@@ -2,10 +2,10 @@
 //! and spends worker time), the run listing and one run with its items, and the seed contract's
 //! status summary (scope `read`).
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, Caller, scope};
 use crate::context;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, invalid_query_value};
 use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
 use axum::extract::State;
@@ -16,7 +16,6 @@ use tally_core::reconcile::Status;
 use tally_store::cursor::Page;
 use tally_store::reconciliation::{self as runs, ItemFilter, ItemRow, Run, RunFilter};
 use tally_store::rollups;
-use tally_store::tenants::Scope;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -53,10 +52,9 @@ pub struct RunRequest {
     ))]
 async fn request_run(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     Json(body): Json<RunRequest>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    caller.require(Scope::Admin)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let w = range::resolve(&mut tx, &body.from, &body.to, &tz, Granularity::LocalHour).await?;
@@ -88,10 +86,9 @@ pub struct RunPage {
     ))]
 async fn list_runs(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(f): Query<RunFilter>,
 ) -> Result<Json<RunPage>, ApiError> {
-    caller.require(Scope::Read)?;
     one_of(
         "status",
         f.status.as_deref(),
@@ -110,10 +107,10 @@ async fn list_runs(
 /// never an empty 200.
 fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
     match value {
-        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(format!(
-            "`{field}` must be one of {}",
-            allowed.join(", ")
-        ))),
+        Some(v) if !allowed.contains(&v) => Err(invalid_query_value(
+            field,
+            format!("`{field}` must be one of {}", allowed.join(", ")),
+        )),
         _ => Ok(()),
     }
 }
@@ -137,13 +134,13 @@ pub struct RunDetail {
     ))]
 async fn get_run(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Path(id): Path<Uuid>,
     Query(f): Query<ItemFilter>,
 ) -> Result<Json<RunDetail>, ApiError> {
-    caller.require(Scope::Read)?;
     if let Some(s) = &f.status {
-        s.parse::<Status>().map_err(ApiError::bad_request)?;
+        s.parse::<Status>()
+            .map_err(|e| invalid_query_value("status", e))?;
     }
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let run = runs::get_run(&mut tx, id).await?;
@@ -224,10 +221,10 @@ pub struct StatusQuery {
     ))]
 async fn status(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Json<StatusReport>, ApiError> {
-    status_report(state, caller, q).await
+    status_report(state, &caller, q).await
 }
 
 /// The same as `/api/reconciliation/status`.
@@ -241,18 +238,17 @@ async fn status(
     ))]
 async fn status_v1(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Json<StatusReport>, ApiError> {
-    status_report(state, caller, q).await
+    status_report(state, &caller, q).await
 }
 
 async fn status_report(
     state: AppState,
-    caller: Caller,
+    caller: &Caller,
     q: StatusQuery,
 ) -> Result<Json<StatusReport>, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
     let window = match (&q.from, &q.to) {

@@ -2,9 +2,9 @@
 //! `/api/attribution/revenue/realtime`, also at `/v1/revenue/realtime`), the claimed-vs-verified
 //! time series, and the export. All of them read summaries, never events.
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, Caller, scope};
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::Query;
+use crate::extract::{Query, invalid_query_value};
 use crate::money::major_units;
 use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
@@ -22,7 +22,6 @@ use tally_attribution::{MODEL_VERSION, Model};
 use tally_core::money::CurrencyCode;
 use tally_store::live::{self, LiveTotal};
 use tally_store::rollups::{self, SeriesPoint, SeriesQuery};
-use tally_store::tenants::Scope;
 use tally_store::{Database, TenantId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -103,7 +102,7 @@ pub struct Realtime {
     ))]
 async fn realtime(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     headers: HeaderMap,
     Query(q): Query<RealtimeQuery>,
 ) -> Result<Response, ApiError> {
@@ -122,7 +121,7 @@ async fn realtime(
     ))]
 async fn realtime_v1(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     headers: HeaderMap,
     Query(q): Query<RealtimeQuery>,
 ) -> Result<Response, ApiError> {
@@ -149,7 +148,6 @@ async fn realtime_response(
     headers: &HeaderMap,
     q: &RealtimeQuery,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Read)?;
     let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
     let currency = currency_param(q.currency.as_deref(), &settings.currency)?;
@@ -313,17 +311,17 @@ const MAX_BUCKETS: i64 = 10_000;
     ))]
 async fn timeseries(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     Query(q): Query<SeriesParams>,
 ) -> Result<axum::Json<Series>, ApiError> {
-    caller.require(Scope::Read)?;
     let daily = match q.interval.as_deref() {
         None | Some("day") => true,
         Some("hour") => false,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`interval` must be `hour` or `day`, not {other:?}"
-            )));
+            return Err(invalid_query_value(
+                "interval",
+                format!("`interval` must be `hour` or `day`, not {other:?}"),
+            ));
         }
     };
     let model = parse_model(q.model.as_deref())?;
@@ -379,13 +377,8 @@ async fn timeseries(
 /// A `model` query parameter: unknown names are a 400 that lists the eight.
 pub fn parse_model(raw: Option<&str>) -> Result<Option<Model>, ApiError> {
     raw.map(|m| {
-        m.parse::<Model>().map_err(|_| {
-            let all: Vec<&str> = Model::ALL.iter().map(|m| m.code()).collect();
-            ApiError::bad_request(format!(
-                "unknown model {m:?}; the models are {}",
-                all.join(", ")
-            ))
-        })
+        m.parse::<Model>()
+            .map_err(|e| invalid_query_value("model", e.to_string()))
     })
     .transpose()
 }
@@ -419,18 +412,18 @@ const MAX_EXPORT_DAYS: i64 = 3_660;
     ))]
 async fn export(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     headers: HeaderMap,
     Query(q): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Read)?;
     let csv = match q.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`format` must be `csv` or `json`, not {other:?}"
-            )));
+            return Err(invalid_query_value(
+                "format",
+                format!("`format` must be `csv` or `json`, not {other:?}"),
+            ));
         }
         None => headers
             .get(header::ACCEPT)

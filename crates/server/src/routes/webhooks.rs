@@ -2,9 +2,9 @@
 //!
 //! The body is taken as raw bytes because signatures cover exactly what was sent; it is parsed
 //! only after verification. An untrusted request is refused (401) and leaves nothing behind but
-//! a metric. A trusted one is always answered 2xx, even when Tally cannot read it (it is then
-//! dead-lettered): the vendor retrying the same bytes would not help, and vendors disable
-//! endpoints that keep failing.
+//! a metric and a count on the endpoint. A trusted one is always answered 2xx, even when Tally
+//! cannot read or store it (it is then dead-lettered): the vendor retrying the same bytes would
+//! not help, and vendors disable endpoints that keep failing (WooCommerce after five failures).
 
 mod certs;
 
@@ -20,7 +20,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tally_payments::{
-    Outcome, Posting, Source, Verified, VerifyError, VerifyingKeys, parse, paypal_cert_url, verify,
+    EndpointScope, Outcome, Posting, Source, Verified, VerifyError, VerifyingKeys, parse,
+    paypal_cert_url, strip_nul, verify,
 };
 use tally_store::ledger::NewPosting;
 use tally_store::webhooks::{DeliveryOutcome, EndpointKeys, NewDelivery, Recorded};
@@ -100,6 +101,14 @@ async fn receive(
                 "reason" => err.code()
             )
             .increment(1);
+            // The endpoint's health is a report: failing to count must not change the answer.
+            if let Err(store_err) = state
+                .db
+                .record_verification_failure(endpoint.tenant_id, endpoint.endpoint_id, err.code())
+                .await
+            {
+                tracing::warn!(error = %store_err, "could not count a verification failure");
+            }
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 err.code(),
@@ -111,11 +120,34 @@ async fn receive(
         return Ok((StatusCode::OK, Json(DeliveryReceipt::bare("ping"))));
     }
 
-    let delivery = inbound(source, endpoint.endpoint_id, &headers, &body);
-    let recorded = state
+    let mut delivery = inbound(source, &endpoint, &headers, &body);
+    let recorded = match state
         .db
         .record_delivery(endpoint.tenant_id, &delivery)
-        .await?;
+        .await
+    {
+        Err(err) if err.is_refused_data() => {
+            // Whatever the checks before missed, a signed delivery is never answered 5xx for its
+            // content (the vendor would retry it forever): keep the bytes' hash as a dead letter.
+            let (delivery_key, topic, outcome) = dead_letter(
+                &delivery.body_sha256,
+                "unstorable",
+                format!("the database refused it: {err}"),
+            );
+            delivery = NewDelivery {
+                delivery_key,
+                topic,
+                outcome,
+                payload: raw_payload(&delivery.body_sha256),
+                ..delivery
+            };
+            state
+                .db
+                .record_delivery(endpoint.tenant_id, &delivery)
+                .await?
+        }
+        recorded => recorded?,
+    };
     let receipt = match recorded {
         Recorded::Duplicate => DeliveryReceipt::bare("duplicate"),
         Recorded::New {
@@ -165,23 +197,35 @@ async fn verify_delivery(
     verify(source, headers, body, keys, now)
 }
 
-/// A verified delivery as the inbox keeps it: parsed into postings, or the reason it moved no
-/// money, or dead-lettered. Only a redacted copy of the payload is kept (vendors send customer
-/// names and addresses); a body that is not JSON is kept as its hash alone.
-fn inbound(source: Source, endpoint_id: Uuid, headers: &HeaderMap, body: &[u8]) -> NewDelivery {
-    let digest = Sha256::digest(body);
-    let body_hex = format!("{digest:x}");
-    let body_sha256: [u8; 32] = digest.into();
+/// A verified delivery as the inbox keeps it: parsed into postings (scoped to its endpoint), or
+/// the reason it moved no money, or dead-lettered. Only a redacted copy of the payload is kept
+/// (vendors send customer names and addresses), without the NUL characters PostgreSQL cannot
+/// store; a body that is not JSON is kept as its hash alone.
+fn inbound(
+    source: Source,
+    endpoint: &EndpointKeys,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> NewDelivery {
+    let body_sha256: [u8; 32] = Sha256::digest(body).into();
     let payload = match serde_json::from_slice::<Value>(body) {
         Ok(mut value) => {
+            strip_nul(&mut value);
             tally_core::pii::redact(&mut value);
             value
         }
-        Err(_) => json!({ "raw_sha256": body_hex }),
+        Err(_) => raw_payload(&body_sha256),
     };
-    let (delivery_key, topic, outcome) = match parse(source, headers, body) {
-        Ok(delivery) => {
-            let outcome = match delivery.outcome {
+    let endpoint_id = endpoint.endpoint_id.to_string();
+    let scope = EndpointScope {
+        source,
+        endpoint_id: &endpoint_id,
+        order_id_prefix: endpoint.order_id_prefix.as_deref(),
+    };
+    let parsed = parse(source, headers, body).and_then(|delivery| delivery.for_endpoint(scope));
+    let (delivery_key, topic, outcome) = match parsed {
+        Ok(parsed) => {
+            let outcome = match parsed.outcome {
                 Outcome::Post(postings) => {
                     DeliveryOutcome::Posted(postings.iter().map(new_posting).collect())
                 }
@@ -189,21 +233,12 @@ fn inbound(source: Source, endpoint_id: Uuid, headers: &HeaderMap, body: &[u8]) 
                     reason: format!("{}: {why}", why.code()),
                 },
             };
-            (delivery.delivery_key, delivery.topic, outcome)
+            (parsed.delivery_key, parsed.topic, outcome)
         }
-        // Unreadable, so no delivery key of the vendor's: the bytes' hash makes a retry of the
-        // same bytes a duplicate instead of a second dead letter.
-        Err(err) => (
-            format!("unparsed:{body_hex}"),
-            "unparsed".to_string(),
-            DeliveryOutcome::DeadLettered {
-                error_code: err.code().to_string(),
-                message: err.to_string(),
-            },
-        ),
+        Err(err) => dead_letter(&body_sha256, err.code(), err.to_string()),
     };
     NewDelivery {
-        endpoint_id,
+        endpoint_id: endpoint.endpoint_id,
         source: source.as_str().to_string(),
         delivery_key,
         topic,
@@ -214,6 +249,29 @@ fn inbound(source: Source, endpoint_id: Uuid, headers: &HeaderMap, body: &[u8]) 
     }
 }
 
+/// The delivery key, topic and outcome of a dead letter. Its own key is unreadable or
+/// unstorable, so the bytes' hash stands in: a retry of the same bytes is a duplicate instead of
+/// a second dead letter.
+fn dead_letter(
+    body_sha256: &[u8; 32],
+    error_code: &str,
+    message: String,
+) -> (String, String, DeliveryOutcome) {
+    (
+        format!("unparsed:{}", hex::encode(body_sha256)),
+        "unparsed".to_string(),
+        DeliveryOutcome::DeadLettered {
+            error_code: error_code.to_string(),
+            message,
+        },
+    )
+}
+
+/// What is kept of a body that cannot be kept as JSON: its hash.
+fn raw_payload(body_sha256: &[u8; 32]) -> Value {
+    json!({ "raw_sha256": hex::encode(body_sha256) })
+}
+
 fn new_posting(p: &Posting) -> NewPosting {
     NewPosting {
         source: p.source.as_str().to_string(),
@@ -222,6 +280,7 @@ fn new_posting(p: &Posting) -> NewPosting {
         amount_cents: p.amount_minor,
         currency: p.currency.as_str().to_string(),
         order_id: p.order_id.clone(),
+        payment_ref: p.payment_ref.clone(),
         occurred_at: p.occurred_at,
     }
 }

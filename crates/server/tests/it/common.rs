@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tally_server::{AppState, ServerConfig};
+use tally_store::Database;
 use tally_store::TenantId;
 use tally_store::testing::TestDb;
 use tally_worker::{Handlers, Worker, WorkerConfig};
@@ -25,19 +26,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> Self {
         let t = TestDb::new().await;
-        let state = AppState::new(
-            t.db.clone(),
-            ServerConfig {
-                admin_token: Some(ADMIN_TOKEN.into()),
-                ..ServerConfig::default()
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(tally_server::serve(listener, state, async {
-            let _ = rx.await;
-        }));
+        let (base, tx) = serve(t.db.clone()).await;
         let (tenant, key) = t.db.create_tenant("Test shop").await.unwrap();
         Self {
             base,
@@ -46,6 +35,17 @@ impl TestServer {
             tenant_id: tenant.tenant_id.to_string(),
             key: key.secret,
             shutdown: Some(tx),
+        }
+    }
+
+    /// Another API process on this server's database: its own pools, caches and group
+    /// commit, as a second `tally serve` would have. Stops when dropped.
+    pub async fn peer(&self) -> Peer {
+        let db = Database::connect(&self.t.cfg).await.unwrap();
+        let (base, shutdown) = serve(db).await;
+        Peer {
+            base,
+            _shutdown: shutdown,
         }
     }
 
@@ -128,6 +128,36 @@ pub async fn until(s: &TestServer, path: &str, done: impl Fn(&Value) -> bool) ->
         assert!(Instant::now() < deadline, "{path}: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A second server over the same database (see [`TestServer::peer`]).
+pub struct Peer {
+    pub base: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Peer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Serves the API over `db` on a loopback port until the returned sender is dropped or fires.
+pub async fn serve(db: Database) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let state = AppState::new(
+        db,
+        ServerConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tally_server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    (base, tx)
 }
 
 /// Asserts `body` is a problem document with `code` and the fields RFC 7807 asks for.

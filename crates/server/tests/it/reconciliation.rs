@@ -253,7 +253,7 @@ async fn every_item_status_from_hand_built_orders_and_a_rerun_changes_nothing() 
             StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_problem(&bad, 400, "bad_request");
+    assert_problem(&bad, 400, "invalid_query");
     let page = s
         .get(
             &format!(

@@ -1,6 +1,6 @@
 //! Property: whatever the order of the deliveries, and however often each is repeated, the
 //! ledger Tally builds over HTTP is the reference model's (`tally_payments::testing::Ledger`:
-//! one fact per posting key, first one wins) fed the same sequence, and the net per currency
+//! one fact per posting key, first one wins) fed the same sequence scoped to its endpoint, and the net per currency
 //! never depends on the order. Seeded shuffles keep it reproducible and bounded in time.
 
 use crate::common::TestServer;
@@ -16,7 +16,7 @@ use tally_payments::testing::payloads::{
     paypal_event, paypal_resource, shopify_order, shopify_refund, stripe_charge, stripe_event,
     stripe_payment_intent, woo_order,
 };
-use tally_payments::{Outcome, Source, parse};
+use tally_payments::{EndpointScope, Outcome, Source, parse};
 
 const SEEDS: u64 = 6;
 
@@ -25,8 +25,9 @@ const SEEDS: u64 = 6;
 fn deliveries() -> Vec<(Source, &'static str, &'static str, Vec<u8>)> {
     let refunded =
         |refunds: &[(&str, i64)]| stripe_charge("ch_A", "pi_A", 10_000, "usd", Some("A"), refunds);
-    let dispute = json!({"id": "du_B", "amount": 500, "currency": "jpy",
-                         "created": Utc::now().timestamp(), "metadata": {"order_id": "B"}});
+    let dispute = json!({"id": "du_B", "amount": 500, "currency": "jpy", "charge": "ch_B",
+                         "payment_intent": "pi_B", "created": Utc::now().timestamp(),
+                         "metadata": {"order_id": "B"}});
     vec![
         (
             Source::Stripe,
@@ -203,7 +204,13 @@ async fn any_interleaving_with_duplicates_yields_the_model_ledger() {
         for (source, topic, id, body) in &sequence {
             let hook = hooks.iter().find(|h| h.source == *source).unwrap();
             let headers = hook.sign(topic, id, body);
-            if let Outcome::Post(postings) = parse(*source, &headers, body).unwrap().outcome {
+            let scope = EndpointScope {
+                source: *source,
+                endpoint_id: &hook.id,
+                order_id_prefix: None,
+            };
+            let delivery = parse(*source, &headers, body).and_then(|d| d.for_endpoint(scope));
+            if let Outcome::Post(postings) = delivery.unwrap().outcome {
                 postings.into_iter().for_each(|p| {
                     model.apply(p);
                 });

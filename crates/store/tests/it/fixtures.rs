@@ -56,6 +56,8 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', 'hour', date_trunc('hour', now()), 'UTC', 'USD', 1, 500);
         INSERT INTO live_totals (tenant_id, stream, bucket_start, currency, events, cents, last_at)
             VALUES ('{tenant}', 'tracked', tally_quarter_hour(now()), 'USD', 1, 1999, now());
+        INSERT INTO idempotency_keys (tenant_id, route, key, request_sha256, status, response_body)
+            VALUES ('{tenant}', '/v1/keys', 'k1', sha256('r'), 201, '\x7b7d');
         COMMIT;
         "#
     );
@@ -69,8 +71,11 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
 /// Every table of the schema that carries a tenant_id.
 pub async fn tenant_tables(conn: &mut PgConnection) -> Vec<String> {
     sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.columns
-         WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+        "SELECT c.table_name::text FROM information_schema.columns c
+         JOIN information_schema.tables t USING (table_schema, table_name)
+         WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id'
+           AND t.table_type = 'BASE TABLE'
+         ORDER BY 1",
     )
     .fetch_all(conn)
     .await

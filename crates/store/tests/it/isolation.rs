@@ -159,3 +159,47 @@ async fn operator_counts_dead_letters_but_reads_no_tenant_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_view_runs_as_its_invoker_and_shows_only_its_tenant() {
+    let t = TestDb::new().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut own = owner(&t).await;
+    seed_tenant(&mut own, a).await;
+    seed_tenant(&mut own, b).await;
+    // A view runs as its owner unless it says otherwise, and the owner's reads would skip the
+    // tenant's row-level security.
+    let views: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, coalesce('security_invoker=true' = ANY (c.reloptions), false)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'v' AND n.nspname = 'public' ORDER BY 1",
+    )
+    .fetch_all(&mut own)
+    .await
+    .unwrap();
+    let names: Vec<&str> = views.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.contains(&"revenue_ledger_resolved"), "{names:?}");
+    let mut app = as_role(&t, "tally_app").await;
+    for (view, invoker) in &views {
+        assert!(invoker, "{view} must be security_invoker");
+        let mut tx = begin_for_tenant(&mut app, a).await;
+        let tenants: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT tenant_id FROM {view}"
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        assert!(
+            tenants.iter().all(|t| *t == a),
+            "{view} leaked another tenant"
+        );
+        tx.commit().await.unwrap();
+    }
+    // The seeded posting has no order id and no payment: it resolves to nothing, for A only.
+    let mut tx = begin_for_tenant(&mut app, a).await;
+    let orphans: i64 = sqlx::query_scalar("SELECT count(*) FROM revenue_ledger_orphans")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(orphans, 1);
+}

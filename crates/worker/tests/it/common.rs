@@ -22,6 +22,8 @@ pub fn fast_config() -> WorkerConfig {
         poll_interval: Duration::from_millis(100),
         base_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
+        // Tests count jobs: no nightly reconciliations unless a test asks for them.
+        nightly_interval: None,
         // The default week's retention: tests count the succeeded jobs they leave behind.
         ..WorkerConfig::default()
     }

@@ -6,3 +6,4 @@ mod common;
 mod prune;
 mod queue;
 mod recompute;
+mod upkeep;
