@@ -586,20 +586,53 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     assert_eq!(to, (today + Days::days(1)).to_string());
     check_overview(&s, &b).await;
 
-    // One reconciliation item: shown as the latest run reports it, with its order drill-down.
+    // No run contains these 7 days (the seed's runs are of today): the page says so and offers
+    // no write.
     open_page(&b, "reconciliation").await;
+    let notice = b
+        .js(
+            "return [document.querySelector('#no-run')?.textContent, document.querySelectorAll('#view button').length];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        notice[0]
+            .as_str()
+            .unwrap()
+            .contains("No reconciliation run covers"),
+        "{notice}"
+    );
+    assert_eq!(notice[1], 0, "nothing to press when there is no run");
+
+    // Today: the newest succeeded run containing today, one item as the API reports it, and
+    // its order drill-down.
+    b.click("[data-preset='today']").await;
+    b.wait_for(
+        "the reconciliation of today",
+        15,
+        "return document.body.dataset.ready === 'reconciliation' && !!document.querySelector('#run-of-range');",
+        json!([]),
+    )
+    .await;
+    let (from, to) = range_of(&b).await;
+    assert_eq!((from.clone(), to.clone()), self::today());
     let runs = s
         .get(
-            "/v1/reconciliation/runs?status=succeeded&limit=1",
+            &format!("/v1/reconciliation/runs?status=succeeded&from={from}&to={to}&limit=1"),
             StatusCode::OK,
         )
         .await;
+    let run_id = runs["items"][0]["id"].as_str().unwrap();
+    let shown_run = b
+        .js(
+            "return document.querySelector('#run-of-range').dataset.run;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown_run, run_id);
     let run = s
         .get(
-            &format!(
-                "/v1/reconciliation/runs/{}?limit=500",
-                runs["items"][0]["id"].as_str().unwrap()
-            ),
+            &format!("/v1/reconciliation/runs/{run_id}?limit=500"),
             StatusCode::OK,
         )
         .await;

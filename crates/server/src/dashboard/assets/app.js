@@ -51,9 +51,11 @@ function addDays(day, n) {
   return d.toISOString().slice(0, 10);
 }
 const daysBetween = (a, b) => Math.round((Date.parse(b + "T12:00:00Z") - Date.parse(a + "T12:00:00Z")) / 86400000);
-function todayInTz() {
-  return new Intl.DateTimeFormat("en-CA", { timeZone: S.tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+/** The tenant-local day (YYYY-MM-DD) of an instant. */
+function localDay(at) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: S.tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
 }
+const todayInTz = () => localDay(new Date());
 function localTime(iso) {
   return new Intl.DateTimeFormat("en-GB", { timeZone: S.tz, dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 }
@@ -77,6 +79,12 @@ async function api(path, opts = {}) {
   if (!r.ok) throw new ApiError((body && body.detail) || `${r.status} on ${path}`);
   return opts.withEtag ? { body, etag: r.headers.get("ETag") } : body;
 }
+/** The newest succeeded reconciliation run whose window contains the selected range, or null. */
+async function runOfRange() {
+  const runs = await api(`/v1/reconciliation/runs?status=succeeded&${rangeQuery()}&limit=1`);
+  return runs.items[0] || null;
+}
+const runWindow = run => `${localTime(run.window_start)} – ${localTime(run.window_end)}`;
 function report(e) {
   if (e instanceof ApiError && e.message === "signed out") return;
   $("#status").textContent = "Could not load: " + e.message;
@@ -130,12 +138,11 @@ async function overview() {
     ]));
   };
   const range = async () => {
-    const [rt, ch, runs] = await Promise.all([
+    const [rt, ch, run] = await Promise.all([
       api(`/api/attribution/revenue/realtime?${rangeQuery()}`),
       api(`/v1/attribution/channels?${rangeQuery()}&model=${S.model}`),
-      api("/v1/reconciliation/runs?status=succeeded&limit=1"),
+      runOfRange(),
     ]);
-    const run = runs.items[0];
     const cards = rt.currencies.flatMap(f => {
       const un = ch.unattributed.find(u => u.currency === f.currency);
       const t = run && run.totals.find(x => x.currency === f.currency);
@@ -143,8 +150,8 @@ async function overview() {
         card(`Claimed ${f.currency}`, moneyEl(f.claimed_cents, f.currency, `range-claimed-${f.currency}`)),
         card(`Verified ${f.currency}`, moneyEl(f.verified_cents, f.currency, `range-verified-${f.currency}`)),
         card(`Unattributed ${f.currency}`, moneyEl(un ? un.verified_cents : 0, f.currency, `range-unattributed-${f.currency}`)),
-        t ? card(`Ghost revenue ${f.currency} (last run)`, moneyEl(t.ghost_cents, f.currency, `ghost-${f.currency}`)) : null,
-        t ? card(`Discrepancy ${f.currency} (last run)`, el("span", { "data-k": `discrepancy-${f.currency}`, text: `${(t.discrepancy_bps / 100).toFixed(2)} %` })) : null,
+        t ? card(`Ghost revenue ${f.currency} (run of ${runWindow(run)})`, moneyEl(t.ghost_cents, f.currency, `ghost-${f.currency}`)) : null,
+        t ? card(`Discrepancy ${f.currency} (run of ${runWindow(run)})`, el("span", { "data-k": `discrepancy-${f.currency}`, text: `${(t.discrepancy_bps / 100).toFixed(2)} %` })) : null,
       ];
     });
     const shown = cards.filter(Boolean);
@@ -271,7 +278,7 @@ async function drill(eventId, box) {
 }
 
 async function reconciliation() {
-  const [status, runs] = await Promise.all([api(`/api/reconciliation/status?${rangeQuery()}`), api("/v1/reconciliation/runs?status=succeeded&limit=1")]);
+  const [status, run] = await Promise.all([api(`/api/reconciliation/status?${rangeQuery()}`), runOfRange()]);
   const platforms = table("platforms-table", [
     { key: "platform_name", label: "Platform" },
     { key: "connection_status", label: "Status", cell: r => el("span", { class: `tag ${r.connection_status}`, text: r.connection_status }) },
@@ -281,10 +288,20 @@ async function reconciliation() {
     { key: "verification_failures", label: "Failures", num: true },
   ], status.platforms, null, () => {});
   const parts = [el("h1", { text: "Reconciliation" }), el("p", {}, "Overall: ", el("span", { class: "tag", "data-k": "overall", text: status.overall_status })), platforms.node];
-  const run = runs.items[0];
-  if (!run) { view().replaceChildren(...parts, el("p", { text: "No reconciliation run yet." })); return; }
-  const detail = await api(`/v1/reconciliation/runs/${run.id}?limit=500`);
-  const items = detail.items;
+  if (!run) {
+    // Read-only on purpose: requesting a run needs an admin key, and the page offers no write
+    // beyond replay (which carries the CSRF token).
+    view().replaceChildren(...parts, el("p", { id: "no-run", class: "notice", role: "note",
+      text: `No reconciliation run covers ${S.from} – ${addDays(S.to, -1)} yet. Runs follow new payments and recomputes and run nightly per day; ` +
+        "choose a day or a range a run covers, or ask an admin to request one for this range (POST /v1/reconciliation/runs)." }));
+    return;
+  }
+  const items = (await runItems(run.id)).filter(i => {
+    const day = localDay(new Date(i.tracked_at || i.first_posting_at));
+    return day >= S.from && day < S.to;
+  });
+  const counts = {};
+  for (const i of items) counts[i.status] = (counts[i.status] || 0) + 1;
   const order = el("div", { id: "order-detail" });
   const amount = (c, cur, k) => c === null || c === undefined || !cur ? "" : moneyEl(c, cur, k);
   const itemCols = [
@@ -296,14 +313,28 @@ async function reconciliation() {
   ];
   const worst = [...items].filter(i => i.difference_cents).sort((a, b) => Math.abs(b.difference_cents) - Math.abs(a.difference_cents)).slice(0, 5);
   const filter = el("select", { id: "item-status", "aria-label": "Items by status" }, el("option", { value: "", text: "every status" }),
-    Object.keys(run.counts).map(s => el("option", { value: s, text: `${s} (${run.counts[s]})` })));
+    Object.keys(counts).sort().map(s => el("option", { value: s, text: `${s} (${counts[s]})` })));
   const list = el("div");
   const renderItems = () => list.replaceChildren(table("items-table", itemCols, items.filter(i => !filter.value || i.status === filter.value), null, () => {}).node);
   filter.addEventListener("change", renderItems);
   renderItems();
-  view().replaceChildren(...parts, el("h2", { text: `Worst discrepancies (run of ${localTime(run.window_start)} – ${localTime(run.window_end)})` }),
+  view().replaceChildren(...parts,
+    el("p", { id: "run-of-range", "data-run": run.id, text: `From the run of ${runWindow(run)} (finished ${localTime(run.finished_at)}), ` +
+      `its ${items.length} orders tracked or first paid in this range.` }),
+    el("h2", { text: "Worst discrepancies" }),
     table("worst-table", itemCols, worst, null, () => {}).node,
     el("h2", { text: "Items" }), el("div", { class: "row" }, el("label", { for: "item-status", text: "Status " }), filter), list, order);
+}
+/** Every item of a run, page by page: the range's orders must all be there to rank and count. */
+async function runItems(id) {
+  const items = [];
+  let cursor = "";
+  do {
+    const page = await api(`/v1/reconciliation/runs/${id}?limit=500${cursor && "&cursor=" + encodeURIComponent(cursor)}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
 }
 async function orderDrill(orderId, box) {
   const o = await api(`/v1/orders/${encodeURIComponent(orderId)}`);
