@@ -136,6 +136,25 @@ impl Browser {
             .await;
     }
 
+    /// Presses `keys` one after the other on whatever has the focus, as a keyboard would
+    /// (WebDriver key actions; `\u{E004}` is Tab, `\u{E007}` Enter).
+    pub async fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k.to_string()}),
+                    json!({"type": "keyUp", "value": k.to_string()}),
+                ]
+            })
+            .collect();
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
     /// Polls `script` until it returns something other than null/false (`secs` at most).
     pub async fn wait_for(&self, what: &str, secs: u64, script: &str, args: Value) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -283,16 +283,16 @@ fn ago(minutes: i64) -> String {
 }
 
 async fn stripe_paid(s: &TestServer, stripe: &Hook, order: &str, cents: i64, currency: &str) {
-    let pi = stripe_payment_intent(&format!("pi_{order}"), cents, currency, order);
+    let mut pi = stripe_payment_intent(&format!("pi_{order}"), cents, currency, order);
     let id = format!("evt_{order}");
-    send(
-        s,
-        stripe,
-        "",
-        &id,
-        &stripe_event(&id, "payment_intent.succeeded", pi, None),
-    )
-    .await;
+    // Paid a minute ago rather than on the payloads' fixed test day, so that today's cards and
+    // the runs of today include the payments, as they would in a live shop.
+    let paid_at = Utc::now().timestamp() - 60;
+    pi["created"] = json!(paid_at);
+    let mut body: Value =
+        serde_json::from_slice(&stripe_event(&id, "payment_intent.succeeded", pi, None)).unwrap();
+    body["created"] = json!(paid_at);
+    send(s, stripe, "", &id, &serde_json::to_vec(&body).unwrap()).await;
 }
 
 /// Orders of the last two hours across four channels and two currencies (JPY has no decimals):
@@ -484,6 +484,25 @@ async fn check_overview(s: &TestServer, b: &Browser) {
         );
     }
     assert_eq!(claimed.len(), api["currencies"].as_array().unwrap().len());
+    // Today's cards (polled without a window: the API's today in the tenant's zone).
+    let api = s
+        .get("/api/attribution/revenue/realtime", StatusCode::OK)
+        .await;
+    let claimed = shown(b, "today-claimed-").await;
+    let verified = shown(b, "today-verified-").await;
+    for c in api["currencies"].as_array().unwrap() {
+        let cur = c["currency"].as_str().unwrap();
+        assert_eq!(
+            claimed[cur],
+            f(&c["claimed_cents"]),
+            "today claimed {cur}: {api}"
+        );
+        assert_eq!(
+            verified[cur],
+            f(&c["verified_cents"]),
+            "today verified {cur}: {api}"
+        );
+    }
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -547,6 +566,40 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
 
     check_overview(&s, &b).await;
 
+    // Keyboard: from a fresh page the first Tab stop is the skip link (shown when focused),
+    // then the pages; Enter on one opens it.
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    b.press(TAB).await;
+    let skip = b
+        .js(
+            "const a = document.activeElement; return [a.className, a.getBoundingClientRect().left >= 0];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        skip,
+        json!(["skip", true]),
+        "the skip link comes first, visibly"
+    );
+    b.press(&format!("{TAB}{TAB}{ENTER}")).await;
+    b.wait_for(
+        "the channels page opened by keyboard",
+        15,
+        "return document.body.dataset.ready === 'channels' && document.activeElement.getAttribute('href') === '#channels';",
+        json!([]),
+    )
+    .await;
+
+    // Screenshots of today, where the seed's orders and its reconciliation runs are.
+    b.click("[data-preset='today']").await;
+    b.wait_for(
+        "today's range",
+        15,
+        "return !!document.body.dataset.ready && document.querySelector('[data-preset=\"today\"]').getAttribute('aria-pressed') === 'true';",
+        json!([]),
+    )
+    .await;
     let dir = screenshots_dir();
     let pages = [
         "overview",
@@ -569,6 +622,41 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     open_page(&b, "channels").await;
     check_channels(&s, &b, "last_touch").await;
     check_channels(&s, &b, "linear").await;
+
+    // The trend in JPY (one currency per chart), its total as the API's series adds up.
+    open_page(&b, "trend").await;
+    select(&b, "#trend-currency", "JPY").await;
+    b.wait_for(
+        "the JPY trend",
+        15,
+        "return document.body.dataset.ready === 'trend' && document.querySelector('#trend-currency').value === 'JPY';",
+        json!([]),
+    )
+    .await;
+    let (from, to) = range_of(&b).await;
+    let series = s
+        .get(
+            &format!(
+                "/v1/revenue/timeseries?from={from}&to={to}&interval=hour&model=linear&currency=JPY"
+            ),
+            StatusCode::OK,
+        )
+        .await;
+    let total: i64 = series["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["claimed_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 1200, "{series}");
+    assert_eq!(shown(&b, "trend-claimed").await[""], 1200.0);
+    let label = b
+        .js(
+            "return document.querySelector(\"[data-k='trend-claimed']\").textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(label, "¥1,200", "JPY has no decimals");
 
     // Another range: 7 days, and the overview still equals the API for it.
     open_page(&b, "overview").await;
@@ -683,6 +771,65 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     )
     .await;
     println!("overview counted the purchase after {:?}", sent.elapsed());
+
+    // A read-only session is offered no dead-letter writes; a key with `ingest` gets replay and
+    // discard, sent with the CSRF token.
+    open_page(&b, "health").await;
+    let buttons = b
+        .js(
+            "return document.querySelectorAll('#dead-table [data-action]').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(buttons, 0, "no write buttons for a read key");
+    b.click("#sign-out").await;
+    b.wait_for(
+        "the sign-in form after signing out",
+        10,
+        "return !document.querySelector('#sign-in').hidden;",
+        json!([]),
+    )
+    .await;
+    b.type_into("#key", &s.key).await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_for(
+        "the overview for the full key",
+        15,
+        "return document.body.dataset.ready === 'overview';",
+        json!([]),
+    )
+    .await;
+    open_page(&b, "health").await;
+    let dead = s
+        .get("/v1/dead-events?status=open&limit=500", StatusCode::OK)
+        .await;
+    let bad = dead["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_id"] == "bad-1")
+        .unwrap_or_else(|| panic!("bad-1 is an open dead letter: {dead}"));
+    let id = bad["id"].as_str().unwrap();
+    b.click(&format!("[data-action='discard'][data-dead='{id}']"))
+        .await;
+    b.wait_for(
+        "the discarded dead letter to leave the open list",
+        10,
+        "return document.body.dataset.ready === 'health' && !document.querySelector(`[data-dead='${arguments[0]}']`);",
+        json!([id]),
+    )
+    .await;
+    let after = s
+        .get("/v1/dead-events?status=discarded", StatusCode::OK)
+        .await;
+    assert!(
+        after["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == id),
+        "discarded through the dashboard: {after}"
+    );
 
     let errors: Vec<Value> = b
         .console()

@@ -9,8 +9,8 @@ const MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "posit
 const PAGES = ["overview", "channels", "trend", "paths", "reconciliation", "health"];
 const POLL_MS = 2000;
 
-const S = { csrf: "", tz: "UTC", currency: "USD", from: "", to: "", preset: "30d", model: "",
-  compare: false, timers: [], sort: { key: "claimed", desc: true } };
+const S = { csrf: "", scopes: [], tz: "UTC", currency: "USD", from: "", to: "", preset: "30d", model: "",
+  compare: false, trendCurrency: "", timers: [], sort: { key: "claimed", desc: true } };
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -42,6 +42,8 @@ function money(cents, cur) {
 function moneyEl(cents, cur, key) {
   return el("span", { class: "money", "data-k": key, "data-cents": String(cents), "data-currency": cur, text: money(cents, cur) });
 }
+/** A channel code that may break after its underscores on narrow screens (same text content). */
+const code = c => el("span", {}, c.split("_").flatMap((part, i, all) => i < all.length - 1 ? [part + "_", el("wbr")] : [part]));
 const num = (n, key) => el("span", { "data-k": key, "data-value": String(n), text: Number(n).toLocaleString("en", { maximumFractionDigits: 2 }) });
 
 /** Calendar arithmetic on YYYY-MM-DD strings (UTC noon avoids DST edges). */
@@ -171,7 +173,7 @@ async function channels() {
   // As `?model=` answers: a channel with nothing under this model is not listed.
   }).filter(r => r.conversions || r.claimed || r.verified);
   const cols = [
-    { key: "channel", label: "Channel" }, { key: "currency", label: "Currency" },
+    { key: "channel", label: "Channel", cell: r => code(r.channel) }, { key: "currency", label: "Currency" },
     { key: "conversions", label: "Conversions", num: true, cell: r => num(r.conversions, `conv-${r.channel}-${r.currency}`) },
     { key: "claimed", label: "Claimed", num: true, cell: r => moneyEl(r.claimed, r.currency, `claimed-${r.channel}-${r.currency}`), csv: r => money(r.claimed, r.currency) },
     { key: "verified", label: "Verified", num: true, cell: r => moneyEl(r.verified, r.currency, `verified-${r.channel}-${r.currency}`), csv: r => money(r.verified, r.currency) },
@@ -182,7 +184,7 @@ async function channels() {
     const link = el("a", { id: "csv", class: "button", download: `tally-channels-${model}-${S.from}-${S.to}.csv`,
       href: "data:text/csv;charset=utf-8," + encodeURIComponent(csv), text: "Download CSV" });
     const compare = table("models-table",
-      [{ key: "channel", label: "Channel" }, { key: "currency", label: "Currency" },
+      [{ key: "channel", label: "Channel", cell: r => code(r.channel) }, { key: "currency", label: "Currency" },
         ...MODELS.map(m => ({ key: m, label: m.replace(/_/g, " "), num: true, cell: r => moneyEl(r[m], r.currency, `cmp-${m}-${r.channel}`) }))],
       report.channels.map(c => Object.assign({ channel: c.channel_code, currency: c.currency },
         Object.fromEntries(c.models.map(m => [m.model, m.claimed_cents])))), null, render);
@@ -223,9 +225,15 @@ function lineChart(series, labels) {
 async function trend() {
   const days = daysBetween(S.from, S.to);
   const interval = days <= 2 ? "hour" : "day";
-  const q = (from, to) => api(`/v1/revenue/timeseries?${rangeQuery(from, to)}&interval=${interval}&model=${S.model}`);
+  // One currency per chart (amounts are never added across currencies): the tenant's unless
+  // the range has none of it, switchable to any currency the range has.
+  const present = (await api(`/api/attribution/revenue/realtime?${rangeQuery()}`)).currencies.map(f => f.currency);
+  const options = present.length ? present : [S.currency];
+  const c = options.includes(S.trendCurrency) ? S.trendCurrency : options.includes(S.currency) ? S.currency : options[0];
+  const q = (from, to) => api(`/v1/revenue/timeseries?${rangeQuery(from, to)}&interval=${interval}&model=${S.model}&currency=${c}`);
   const [cur, prev] = await Promise.all([q(S.from, S.to), S.compare ? q(addDays(S.from, -days), S.from) : null]);
-  const c = cur.currency;
+  const currency = el("select", { id: "trend-currency", on: { change: e => { S.trendCurrency = e.target.value; route(); } } },
+    options.map(o => el("option", { value: o, text: o, selected: o === c })));
   const fmt = v => money(Math.round(v), c);
   const series = [
     { cls: "claimed", values: cur.buckets.map(b => b.claimed_cents), fmt },
@@ -235,6 +243,7 @@ async function trend() {
   const labels = cur.buckets.map(b => interval === "hour" ? localTime(b.start).slice(-5) : localTime(b.start).slice(0, 6));
   const sum = (s, k) => s.buckets.reduce((a, b) => a + b[k], 0);
   view().replaceChildren(el("h1", { text: `Trend (${interval === "hour" ? "hourly" : "daily"}, ${c}, ${S.model.replace(/_/g, " ")})` }),
+    el("div", { class: "row" }, el("label", { for: "trend-currency", text: "Currency " }), currency),
     el("div", { class: "legend" }, el("span", {}, el("i", { class: "sw c" }), "claimed"), el("span", {}, el("i", { class: "sw v" }), "verified"),
       prev ? el("span", {}, el("i", { class: "sw p" }), "claimed, previous period") : null),
     lineChart(series, labels),
@@ -350,12 +359,15 @@ async function health() {
   const live = el("div", { id: "live" });
   const [dead, jobs, status] = await Promise.all([
     api("/v1/dead-events?status=open&limit=20"), api("/v1/jobs/failed"), api("/api/reconciliation/status")]);
+  const canFix = S.scopes.includes("ingest");
   const deadTable = table("dead-table", [
     { key: "created_at", label: "When", cell: r => localTime(r.created_at) },
     { key: "error_code", label: "Error" }, { key: "event_id", label: "Event", cell: r => r.event_id || "" },
-    { key: "id", label: "Action", cell: r => el("button", { type: "button", on: { click: async () => {
-      await api(`/v1/dead-events/${r.id}/replay`, { method: "POST" }).then(() => health()).catch(report);
-    } } }, "Replay") },
+    // Writes carry the CSRF token (see `api`); a read-only key's session gets no buttons.
+    ...(canFix ? [{ key: "id", label: "Action", cell: r => el("span", { class: "row" },
+      ["replay", "discard"].map(action => el("button", { type: "button", "data-action": action, "data-dead": r.id, on: { click: () =>
+        api(`/v1/dead-events/${r.id}/${action}`, { method: "POST" }).then(() => route()).catch(report) } },
+      action === "replay" ? "Replay" : "Discard"))) }] : []),
   ], dead.items, null, () => {});
   const jobTable = table("jobs-table", [
     { key: "failed_at", label: "When", cell: r => localTime(r.failed_at) }, { key: "kind", label: "Kind" },
@@ -369,7 +381,8 @@ async function health() {
     { key: "error_message", label: "Last error", cell: r => r.error_message || "" },
   ], status.platforms, null, () => {});
   view().replaceChildren(el("h1", { text: "Data health" }), el("h2", { text: "Live events" }), live,
-    el("h2", { text: "Dead letters (open)" }), deadTable.node, el("h2", { text: "Failed jobs" }), jobTable.node,
+    el("h2", { text: "Dead letters (open)" }),
+    canFix ? null : el("p", { class: "status", text: "Replaying or discarding needs a key with the ingest scope." }), deadTable.node, el("h2", { text: "Failed jobs" }), jobTable.node,
     el("h2", { text: "Webhook endpoints" }), epTable.node);
   // Accepted events and refused ones (dead letters) merged newest first. Exact re-sends
   // (duplicates) leave no row anywhere, so the stream cannot show them.
@@ -421,7 +434,7 @@ async function start() {
   const r = await fetch("/dashboard/session", { credentials: "same-origin", cache: "no-store" });
   if (r.status !== 200) { showSignIn(); return; }
   const me = await r.json();
-  S.csrf = me.csrf_token; S.tz = me.time_zone; S.currency = me.currency; S.model = me.default_model;
+  S.csrf = me.csrf_token; S.scopes = me.scopes; S.tz = me.time_zone; S.currency = me.currency; S.model = me.default_model;
   applyPreset("30d");
   $("#model").replaceChildren(...MODELS.map(m => el("option", { value: m, text: m.replace(/_/g, " ") })));
   $("#sign-in").hidden = true; $("#app").hidden = false; $("#nav").hidden = false; $("#sign-out").hidden = false;
