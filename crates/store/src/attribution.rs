@@ -112,22 +112,33 @@ pub async fn top_paths(
                     COALESCE(c.user_id, c.anonymous_id, c.session_id) AS who
              FROM attribution_events c
              WHERE c.kind = 'conversion' AND c.occurred_at >= $1 AND c.occurred_at < $2
+         ), touches AS (
+             -- The converting identities go in as an array, as in recompute's load_window:
+             -- the plan is then a nested loop over the identity index whatever the statistics
+             -- say. Joined to the conversions directly, stale statistics after a bulk load made
+             -- the planner scan every touch of the month once per conversion.
+             SELECT i.who, t.id, t.channel_code, t.occurred_at
+             FROM tenant_settings s, unnest(ARRAY(SELECT DISTINCT who FROM conv)) AS i(who)
+             JOIN attribution_events t ON t.kind = 'touch'
+                  AND COALESCE(t.user_id, t.anonymous_id, t.session_id) = i.who
+             WHERE t.occurred_at >= $1 - make_interval(days => s.lookback_days)
+               AND t.occurred_at < $2
          ), steps AS (
              SELECT conv.id, t.channel_code, t.occurred_at, t.id AS touch_id,
                     lag(t.channel_code) OVER (PARTITION BY conv.id ORDER BY t.occurred_at, t.id)
                       AS previous
-             FROM conv, tenant_settings s, attribution_events t
-             WHERE t.kind = 'touch'
-               AND COALESCE(t.user_id, t.anonymous_id, t.session_id) = conv.who
+             FROM conv, tenant_settings s, touches t
+             WHERE t.who = conv.who
                AND t.occurred_at BETWEEN conv.occurred_at - make_interval(days => s.lookback_days)
                                      AND conv.occurred_at
+         ), journeys AS (
+             -- One grouped pass over the steps (a subquery per conversion read them all again).
+             SELECT id, array_agg(channel_code ORDER BY occurred_at, touch_id) AS path
+             FROM steps WHERE previous IS DISTINCT FROM channel_code
+             GROUP BY id
          ), paths AS (
-             SELECT conv.currency, conv.revenue_cents,
-                    COALESCE((SELECT array_agg(steps.channel_code ORDER BY steps.occurred_at, steps.touch_id)
-                              FROM steps WHERE steps.id = conv.id
-                                AND steps.previous IS DISTINCT FROM steps.channel_code),
-                             ARRAY['direct']) AS path
-             FROM conv
+             SELECT conv.currency, conv.revenue_cents, COALESCE(j.path, ARRAY['direct']) AS path
+             FROM conv LEFT JOIN journeys j ON j.id = conv.id
          )
          SELECT path, currency, count(*) AS conversions, sum(revenue_cents)::bigint AS revenue_cents
          FROM paths
