@@ -673,6 +673,21 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     assert_eq!(from, (today - Days::days(6)).to_string());
     assert_eq!(to, (today + Days::days(1)).to_string());
     check_overview(&s, &b).await;
+    // No run contains these 7 days: no ghost revenue from another window, and a note says why.
+    let ghost = b
+        .js(
+            "return [document.querySelectorAll(\"[data-k^='ghost-']\").length, document.querySelector('#overview-run').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(ghost[0], 0, "{ghost}");
+    assert!(
+        ghost[1]
+            .as_str()
+            .unwrap()
+            .starts_with("No reconciliation run contains"),
+        "{ghost}"
+    );
 
     // No run contains these 7 days (the seed's runs are of today): the page says so and offers
     // no write.

@@ -10,7 +10,7 @@ const PAGES = ["overview", "channels", "trend", "paths", "reconciliation", "heal
 const POLL_MS = 2000;
 
 const S = { csrf: "", scopes: [], tz: "UTC", currency: "USD", from: "", to: "", preset: "30d", model: "",
-  compare: false, trendCurrency: "", timers: [], sort: { key: "claimed", desc: true } };
+  compare: false, trendCurrency: "", timers: [], view: null, visit: 0, sort: { key: "claimed", desc: true } };
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -60,6 +60,10 @@ function localDay(at) {
 const todayInTz = () => localDay(new Date());
 function localTime(iso) {
   return new Intl.DateTimeFormat("en-GB", { timeZone: S.tz, dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+}
+/** Time of day with seconds, for the live stream (its events are all of the last minutes). */
+function localClock(iso) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: S.tz, timeStyle: "medium" }).format(new Date(iso));
 }
 function applyPreset(p) {
   const today = todayInTz();
@@ -119,14 +123,23 @@ function csvOf(cols, rows) {
 function card(title, ...value) { return el("div", { class: "card" }, el("h3", { text: title }), el("div", { class: "num" }, ...value)); }
 
 // --- pages ---------------------------------------------------------------------------------
-const view = () => $("#view");
-function every(ms, fn) { S.timers.push(setInterval(() => fn().catch(report), ms)); }
+// Each visit renders into a detached box that replaces the page's content only when the visit
+// is still the latest one: a slow page (a month of reconciliation items) that finishes after
+// the user moved on must neither overwrite the newer page nor keep polling.
+const view = () => S.view;
+/** Polls `fn` while `box` (the visit's content, taken before the page's first await) is shown. */
+function every(ms, fn, box) {
+  const id = setInterval(() => box.isConnected ? fn().catch(report) : clearInterval(id), ms);
+  S.timers.push(id);
+}
 
 async function overview() {
+  const v = view();
   const todayBox = el("div", { class: "cards", id: "today-cards" });
   const rangeBox = el("div", { class: "cards", id: "range-cards" });
-  view().replaceChildren(el("h1", { text: "Overview" }), el("h2", { text: "Today" }), todayBox,
-    el("h2", { text: `${S.from} – ${addDays(S.to, -1)}` }), rangeBox);
+  const runNote = el("p", { id: "overview-run", class: "status" });
+  v.replaceChildren(el("h1", { text: "Overview" }), el("h2", { text: "Today" }), todayBox,
+    el("h2", { text: `${S.from} – ${addDays(S.to, -1)}` }), rangeBox, runNote);
   let etag = null;
   const today = async () => {
     const r = await api("/api/attribution/revenue/realtime", { headers: etag ? { "If-None-Match": etag } : {}, withEtag: true });
@@ -152,19 +165,22 @@ async function overview() {
         card(`Claimed ${f.currency}`, moneyEl(f.claimed_cents, f.currency, `range-claimed-${f.currency}`)),
         card(`Verified ${f.currency}`, moneyEl(f.verified_cents, f.currency, `range-verified-${f.currency}`)),
         card(`Unattributed ${f.currency}`, moneyEl(un ? un.verified_cents : 0, f.currency, `range-unattributed-${f.currency}`)),
-        t ? card(`Ghost revenue ${f.currency} (run of ${runWindow(run)})`, moneyEl(t.ghost_cents, f.currency, `ghost-${f.currency}`)) : null,
-        t ? card(`Discrepancy ${f.currency} (run of ${runWindow(run)})`, el("span", { "data-k": `discrepancy-${f.currency}`, text: `${(t.discrepancy_bps / 100).toFixed(2)} %` })) : null,
+        t ? card(`Ghost revenue ${f.currency}`, moneyEl(t.ghost_cents, f.currency, `ghost-${f.currency}`)) : null,
+        t ? card(`Discrepancy ${f.currency}`, el("span", { "data-k": `discrepancy-${f.currency}`, text: `${(t.discrepancy_bps / 100).toFixed(2)} %` })) : null,
       ];
     });
     const shown = cards.filter(Boolean);
     rangeBox.replaceChildren(...(shown.length ? shown : [el("p", { text: "No revenue in this range." })]));
+    runNote.textContent = run ? `Ghost revenue and discrepancy: the reconciliation run of ${runWindow(run)}, the newest containing this range.`
+      : "No reconciliation run contains this range yet, so no ghost revenue or discrepancy (see Reconciliation).";
   };
   await Promise.all([today(), range()]);
-  every(POLL_MS, today);
-  every(POLL_MS * 5, range);
+  every(POLL_MS, today, v);
+  every(POLL_MS * 5, range, v);
 }
 
 async function channels() {
+  const v = view();
   const report = await api(`/v1/attribution/channels?${rangeQuery()}`);
   const model = S.model;
   const rows = report.channels.map(c => {
@@ -188,7 +204,7 @@ async function channels() {
         ...MODELS.map(m => ({ key: m, label: m.replace(/_/g, " "), num: true, cell: r => moneyEl(r[m], r.currency, `cmp-${m}-${r.channel}`) }))],
       report.channels.map(c => Object.assign({ channel: c.channel_code, currency: c.currency },
         Object.fromEntries(c.models.map(m => [m.model, m.claimed_cents])))), null, render);
-    view().replaceChildren(el("h1", { text: "Channels" }),
+    v.replaceChildren(el("h1", { text: "Channels" }),
       el("div", { class: "row" }, el("span", { text: `Model: ${model.replace(/_/g, " ")}` }), link),
       t.node, el("h2", { text: "Every model side by side (claimed)" }), compare.node);
   };
@@ -223,6 +239,7 @@ function lineChart(series, labels) {
 }
 
 async function trend() {
+  const v = view();
   const days = daysBetween(S.from, S.to);
   const interval = days <= 2 ? "hour" : "day";
   // One currency per chart (amounts are never added across currencies): the tenant's unless
@@ -242,7 +259,7 @@ async function trend() {
   if (prev) series.push({ cls: "prev", values: prev.buckets.map(b => b.claimed_cents), fmt });
   const labels = cur.buckets.map(b => interval === "hour" ? localTime(b.start).slice(-5) : localTime(b.start).slice(0, 6));
   const sum = (s, k) => s.buckets.reduce((a, b) => a + b[k], 0);
-  view().replaceChildren(el("h1", { text: `Trend (${interval === "hour" ? "hourly" : "daily"}, ${c}, ${S.model.replace(/_/g, " ")})` }),
+  v.replaceChildren(el("h1", { text: `Trend (${interval === "hour" ? "hourly" : "daily"}, ${c}, ${S.model.replace(/_/g, " ")})` }),
     el("div", { class: "row" }, el("label", { for: "trend-currency", text: "Currency " }), currency),
     el("div", { class: "legend" }, el("span", {}, el("i", { class: "sw c" }), "claimed"), el("span", {}, el("i", { class: "sw v" }), "verified"),
       prev ? el("span", {}, el("i", { class: "sw p" }), "claimed, previous period") : null),
@@ -253,6 +270,7 @@ async function trend() {
 }
 
 async function paths() {
+  const v = view();
   const [top, list] = await Promise.all([api(`/v1/attribution/paths?${rangeQuery()}&limit=20`), api("/v1/events?kind=conversion&limit=25")]);
   const detail = el("div", { id: "conversion-detail" });
   const pathRows = top.paths.map(p => Object.assign({ label: p.path.join(" → ") }, p));
@@ -267,7 +285,7 @@ async function paths() {
     { key: "order_id", label: "Order", cell: r => r.order_id || "" },
     { key: "revenue_cents", label: "Revenue", num: true, cell: r => r.currency ? moneyEl(r.revenue_cents, r.currency, `conv-rev-${r.event_id}`) : "" },
   ];
-  view().replaceChildren(el("h1", { text: "Top conversion paths" }),
+  v.replaceChildren(el("h1", { text: "Top conversion paths" }),
     pathRows.length ? table("paths-table", pathCols, pathRows, null, () => {}).node : el("p", { text: "No conversions in this range." }),
     el("h2", { text: "Conversions" }), el("p", { class: "status", text: "The newest conversions; choose one to see its journey and its split under every model." }),
     table("conversions-table", cols, list.items, null, () => {}).node, detail);
@@ -287,6 +305,7 @@ async function drill(eventId, box) {
 }
 
 async function reconciliation() {
+  const v = view();
   const [status, run] = await Promise.all([api(`/api/reconciliation/status?${rangeQuery()}`), runOfRange()]);
   const platforms = table("platforms-table", [
     { key: "platform_name", label: "Platform" },
@@ -300,7 +319,7 @@ async function reconciliation() {
   if (!run) {
     // Read-only on purpose: requesting a run needs an admin key, and the page offers no write
     // beyond replay (which carries the CSRF token).
-    view().replaceChildren(...parts, el("p", { id: "no-run", class: "notice", role: "note",
+    v.replaceChildren(...parts, el("p", { id: "no-run", class: "notice", role: "note",
       text: `No reconciliation run covers ${S.from} – ${addDays(S.to, -1)} yet. Runs follow new payments and recomputes and run nightly per day; ` +
         "choose a day or a range a run covers, or ask an admin to request one for this range (POST /v1/reconciliation/runs)." }));
     return;
@@ -320,14 +339,16 @@ async function reconciliation() {
     { key: "verified_cents", label: "Verified", num: true, cell: r => amount(r.verified_cents, r.verified_currency || r.tracked_currency, `item-verified-${r.order_id}`) },
     { key: "difference_cents", label: "Difference", num: true, cell: r => amount(r.difference_cents, r.tracked_currency || r.verified_currency, `item-diff-${r.order_id}`) },
   ];
-  const worst = [...items].filter(i => i.difference_cents).sort((a, b) => Math.abs(b.difference_cents) - Math.abs(a.difference_cents)).slice(0, 5);
+  // Refunds and orders still within their payment grace period differ by design.
+  const expected = new Set(["refunded", "partially_refunded", "awaiting_payment"]);
+  const worst = [...items].filter(i => i.difference_cents && !expected.has(i.status)).sort((a, b) => Math.abs(b.difference_cents) - Math.abs(a.difference_cents)).slice(0, 5);
   const filter = el("select", { id: "item-status", "aria-label": "Items by status" }, el("option", { value: "", text: "every status" }),
     Object.keys(counts).sort().map(s => el("option", { value: s, text: `${s} (${counts[s]})` })));
   const list = el("div");
   const renderItems = () => list.replaceChildren(table("items-table", itemCols, items.filter(i => !filter.value || i.status === filter.value), null, () => {}).node);
   filter.addEventListener("change", renderItems);
   renderItems();
-  view().replaceChildren(...parts,
+  v.replaceChildren(...parts,
     el("p", { id: "run-of-range", "data-run": run.id, text: `From the run of ${runWindow(run)} (finished ${localTime(run.finished_at)}), ` +
       `its ${items.length} orders tracked or first paid in this range.` }),
     el("h2", { text: "Worst discrepancies" }),
@@ -356,6 +377,7 @@ async function orderDrill(orderId, box) {
 }
 
 async function health() {
+  const v = view();
   const live = el("div", { id: "live" });
   const [dead, jobs, status] = await Promise.all([
     api("/v1/dead-events?status=open&limit=20"), api("/v1/jobs/failed"), api("/api/reconciliation/status")]);
@@ -380,7 +402,7 @@ async function health() {
     { key: "dead_lettered", label: "Dead-lettered", num: true },
     { key: "error_message", label: "Last error", cell: r => r.error_message || "" },
   ], status.platforms, null, () => {});
-  view().replaceChildren(el("h1", { text: "Data health" }), el("h2", { text: "Live events" }), live,
+  v.replaceChildren(el("h1", { text: "Data health" }), el("h2", { text: "Live events" }), live,
     el("h2", { text: "Dead letters (open)" }),
     canFix ? null : el("p", { class: "status", text: "Replaying or discarding needs a key with the ingest scope." }), deadTable.node, el("h2", { text: "Failed jobs" }), jobTable.node,
     el("h2", { text: "Webhook endpoints" }), epTable.node);
@@ -393,13 +415,13 @@ async function health() {
       ...refused.items.map(d => ({ at: d.created_at, event_id: d.event_id || "", type: (d.payload && d.payload.type) || d.source, detail: d.error_code, result: "rejected" })),
     ].sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, 15);
     live.replaceChildren(table("live-table", [
-      { key: "at", label: "Received", cell: r => localTime(r.at) },
+      { key: "at", label: "Received", cell: r => el("time", { datetime: r.at, title: localTime(r.at), text: localClock(r.at) }) },
       { key: "event_id", label: "Event id" }, { key: "type", label: "Type" }, { key: "detail", label: "Channel or error" },
       { key: "result", label: "Result", cell: r => el("span", { class: `tag ${r.result}`, text: r.result }) },
     ], rows, null, () => {}).node);
   };
   await refresh();
-  every(POLL_MS, refresh);
+  every(POLL_MS, refresh, v);
 }
 
 const RENDER = { overview, channels, trend, paths, reconciliation, health };
@@ -424,11 +446,15 @@ async function route() {
   syncControls();
   $("#status").textContent = ""; $("#status").classList.remove("error");
   document.body.dataset.ready = "";
+  const visit = ++S.visit;
+  const box = S.view = el("div");
   try {
     await RENDER[page]();
+    if (visit !== S.visit) return;
+    $("#view").replaceChildren(box);
     document.body.dataset.ready = page;
     if (!performance.getEntriesByName("tally-ready").length) performance.mark("tally-ready");
-  } catch (e) { report(e); }
+  } catch (e) { if (visit === S.visit) report(e); }
 }
 async function start() {
   const r = await fetch("/dashboard/session", { credentials: "same-origin", cache: "no-store" });
