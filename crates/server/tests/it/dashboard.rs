@@ -295,9 +295,9 @@ async fn stripe_paid(s: &TestServer, stripe: &Hook, order: &str, cents: i64, cur
     send(s, stripe, "", &id, &serde_json::to_vec(&body).unwrap()).await;
 }
 
-/// Orders of the last two hours across four channels and two currencies (JPY has no decimals):
-/// matched, an amount mismatch, one awaiting payment, one paid but never tracked; plus a
-/// refused event for the dead letters.
+/// Orders of the last two hours across four channels and three currencies (JPY has no decimals,
+/// KWD three): matched, an amount mismatch, one awaiting payment, one paid but never tracked;
+/// plus a refused event for the dead letters.
 async fn seed(s: &TestServer) {
     let stripe = hook(s, Source::Stripe).await;
     event(s, json!({"event_id": "c-a", "type": "ad_click", "occurred_at": ago(100), "session_id": "s-a", "gclid": "g-a"})).await;
@@ -308,6 +308,7 @@ async fn seed(s: &TestServer) {
     event(s, json!({"event_id": "p-c", "type": "purchase", "occurred_at": ago(50), "session_id": "s-c", "order_id": "C-3", "revenue": "30.00", "currency": "USD"})).await;
     event(s, json!({"event_id": "c-e", "type": "ad_click", "occurred_at": ago(80), "session_id": "s-e", "utm_source": "facebook", "utm_medium": "paid_social"})).await;
     event(s, json!({"event_id": "p-e", "type": "purchase", "occurred_at": ago(45), "session_id": "s-e", "order_id": "E-5", "revenue": "1200", "currency": "JPY"})).await;
+    event(s, json!({"event_id": "p-k", "type": "purchase", "occurred_at": ago(40), "session_id": "s-k", "order_id": "K-6", "revenue": "12.345", "currency": "KWD"})).await;
     stripe_paid(s, &stripe, "A-1", 5999, "usd").await;
     stripe_paid(s, &stripe, "B-2", 1500, "usd").await;
     stripe_paid(s, &stripe, "D-4", 1200, "usd").await;
@@ -565,6 +566,17 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     );
 
     check_overview(&s, &b).await;
+    let formatted = b
+        .js(
+            "return ['JPY', 'KWD', 'USD'].map(c => document.querySelector(`[data-k='range-claimed-${c}']`).textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        formatted,
+        json!(["¥1,200", "KWD\u{a0}12.345", "$109.99"]),
+        "each currency with its own decimals, never added up"
+    );
 
     // Keyboard: from a fresh page the first Tab stop is the skip link (shown when focused),
     // then the pages; Enter on one opens it.
