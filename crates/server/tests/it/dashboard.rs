@@ -1,5 +1,10 @@
 //! The dashboard: sign-in sessions and their safety over plain HTTP, then the pages in a real
 //! headless Chromium against a server with seeded data, every figure checked against the API.
+//!
+//! Seeded by hand rather than by `tally demo`: the demo loader lives in the CLI crate, which
+//! depends on this one, so these tests cannot call it; and a few hand-made orders (three
+//! currencies, each reconciliation outcome the page shows) make every assertion exact. The demo
+//! month itself is checked through its API in `crates/cli/tests/demo.rs`.
 
 use crate::browser::Browser;
 use crate::common::{TestServer, assert_problem, until, workers};
@@ -634,6 +639,46 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
     open_page(&b, "channels").await;
     check_channels(&s, &b, "last_touch").await;
     check_channels(&s, &b, "linear").await;
+    // Sortable: Claimed is sorted descending; pressing its header sorts ascending.
+    b.click("#channels-table th:nth-child(4) button").await;
+    let order = b
+        .js(
+            "return [...document.querySelectorAll('#channels-table tbody [data-k^=\"claimed-\"]')].map(e => Number(e.dataset.cents));",
+            json!([]),
+        )
+        .await;
+    let order: Vec<f64> = serde_json::from_value(order).unwrap();
+    assert!(
+        order.len() > 2 && order.windows(2).all(|w| w[0] <= w[1]),
+        "{order:?}"
+    );
+
+    // The drill-down: a conversion's journey and its split under every model, as the API has it.
+    open_page(&b, "paths").await;
+    b.click("[data-conversion='p-a']").await;
+    b.wait_for(
+        "the conversion drill-down",
+        10,
+        "return !!document.querySelector('#split-table');",
+        json!([]),
+    )
+    .await;
+    let api = s
+        .get("/v1/attribution/conversions/p-a", StatusCode::OK)
+        .await;
+    let split = shown(&b, "split-").await;
+    let splits = api["splits"].as_array().unwrap();
+    assert_eq!(splits.len(), 8, "every model: {api}");
+    for m in splits {
+        for c in m["channels"].as_array().unwrap() {
+            let key = format!(
+                "{}-{}",
+                m["model"].as_str().unwrap(),
+                c["channel_code"].as_str().unwrap()
+            );
+            assert_eq!(split[&key], f(&c["allocated_cents"]), "{key}");
+        }
+    }
 
     // The trend in JPY (one currency per chart), its total as the API's series adds up.
     open_page(&b, "trend").await;
@@ -669,6 +714,30 @@ async fn dashboard_in_a_real_browser_shows_what_the_api_says() {
         )
         .await;
     assert_eq!(label, "¥1,200", "JPY has no decimals");
+    // Compare to the previous period (yesterday here): its claimed total as the API's series.
+    b.click("#compare").await;
+    b.wait_for(
+        "the trend against the previous period",
+        15,
+        "return document.body.dataset.ready === 'trend' && !!document.querySelector(\"[data-k='trend-prev-claimed']\");",
+        json!([]),
+    )
+    .await;
+    let yesterday = (Utc::now().date_naive() - Days::days(1)).to_string();
+    let previous = s
+        .get(
+            &format!("/v1/revenue/timeseries?from={yesterday}&to={from}&interval=hour&model=linear&currency=JPY"),
+            StatusCode::OK,
+        )
+        .await;
+    let previous: i64 = previous["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["claimed_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(shown(&b, "trend-prev-claimed").await[""], previous as f64);
+    b.click("#compare").await;
 
     // Another range: 7 days, and the overview still equals the API for it.
     open_page(&b, "overview").await;
