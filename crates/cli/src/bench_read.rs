@@ -4,8 +4,8 @@
 //!    inserted, then recomputed and reconciled by real workers), ledger payments for 90 % of the
 //!    large tenant's orders (through the ledger's insert trigger, like webhooks), and the live
 //!    totals the ingest path would have built.
-//! 2. Reads: realtime, channels (all models, the whole month), daily time series and the
-//!    reconciliation status, each from concurrent HTTP clients for a few seconds: requests/s,
+//! 2. Reads: realtime, channels (all models, the whole month), daily time series, the
+//!    reconciliation status, the top conversion paths and the run containing the month, each from concurrent HTTP clients for a few seconds: requests/s,
 //!    p50 and p99.
 //! 3. Freshness: a conversion sent over HTTP until the realtime total shows it, and a ledger
 //!    adjustment until the verified total does.
@@ -133,6 +133,15 @@ pub async fn run(db: &Database, opts: &Options) -> anyhow::Result<()> {
         (
             "reconciliation status",
             format!("/api/reconciliation/status?from={from}&to={to}"),
+        ),
+        // The dashboard's Paths and Reconciliation pages.
+        (
+            "top paths, month",
+            format!("/v1/attribution/paths?from={from}&to={to}"),
+        ),
+        (
+            "run containing the month",
+            format!("/v1/reconciliation/runs?status=succeeded&from={from}&to={to}&limit=1"),
         ),
     ];
     println!();

@@ -208,8 +208,8 @@ pub enum BenchCommand {
     /// COPY, same events, same machine.
     Ingest(BenchIngestArgs),
     /// The read side: a month for one large and several small tenants, then realtime,
-    /// channels, time series and status under concurrent clients, freshness, and the ingest
-    /// A/B of the live totals.
+    /// channels, time series, status, paths and runs under concurrent clients, freshness, and
+    /// the ingest A/B of the live totals.
     Read(BenchReadArgs),
 }
 

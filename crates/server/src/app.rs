@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::metrics as app_metrics;
 use crate::state::AppState;
-use crate::{context, routes};
+use crate::{context, dashboard, routes};
 use axum::Router;
 use axum::extract::Request;
 use axum::extract::State;
@@ -34,6 +34,7 @@ pub fn build_router(state: AppState) -> Router {
         }),
     )
     .route("/metrics", get(render_metrics))
+    .merge(dashboard::router())
     .fallback(|| async { ApiError::not_found("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
@@ -50,6 +51,7 @@ pub fn build_router(state: AppState) -> Router {
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(axum::middleware::from_fn(limit_uri))
     .layer(axum::middleware::from_fn(context::middleware))
+    .layer(axum::middleware::from_fn(dashboard::security_headers))
     .with_state(state)
 }
 

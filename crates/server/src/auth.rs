@@ -1,4 +1,7 @@
-//! Authentication: tenant API keys and the operator token.
+//! Authentication: tenant API keys, dashboard sessions and the operator token.
+//!
+//! A request without a key may carry a dashboard session cookie instead (see
+//! [`crate::dashboard::session`]); a key, when present, always wins.
 //!
 //! A key arrives as `Authorization: Bearer tk_...` or `X-API-Key: tk_...`. Looking it up costs a
 //! database round trip, which would dominate a single-event ingest, so owners are cached briefly
@@ -138,11 +141,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = presented_secret(parts).ok_or_else(|| {
-            ApiError::unauthorized(
+        let Some(secret) = presented_secret(parts) else {
+            if let Some(token) = crate::dashboard::session::token(&parts.headers) {
+                return crate::dashboard::session::caller(parts, state, token).await;
+            }
+            return Err(ApiError::unauthorized(
                 "send an API key as `Authorization: Bearer tk_...` or `X-API-Key`",
-            )
-        })?;
+            ));
+        };
         let hash = hash_secret(secret);
         // Concurrent requests with one uncached key share one lookup: a burst of thousands
         // must not queue thousands of identical queries for the pool.

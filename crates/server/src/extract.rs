@@ -3,7 +3,7 @@
 //! store (U+0000, see [`tally_core::storable`]) gets through a body, a query or a path.
 
 use crate::error::{ApiError, FieldError};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -158,6 +158,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             },
         )?;
         Ok(Query(value))
+    }
+}
+
+/// URL-encoded form body (the dashboard's sign-in): wrong content type → 415, wrong shape → 422.
+#[derive(FromRequest)]
+#[from_request(via(axum::Form), rejection(ApiError))]
+pub struct Form<T>(pub T);
+
+impl From<FormRejection> for ApiError {
+    fn from(rejection: FormRejection) -> Self {
+        match rejection {
+            FormRejection::InvalidFormContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the form as `application/x-www-form-urlencoded`",
+            ),
+            FormRejection::FailedToDeserializeForm(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                e.body_text(),
+            ),
+            other => ApiError::new(other.status(), "bad_request", other.body_text()),
+        }
     }
 }
 

@@ -8,11 +8,13 @@
 //! - [`idempotency`]: `Idempotency-Key` on the POSTs that create something.
 //! - [`routes`]: one module per resource, each exposing its own router.
 //! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
+//! - [`dashboard`]: the web dashboard at `/`, its assets and sign-in sessions.
 //! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
 
 pub mod app;
 pub mod auth;
 pub mod context;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -134,6 +134,24 @@ pub async fn resolve(
     Ok(Window { from, to })
 }
 
+/// An optional window: both bounds resolved as [`resolve`] does, or neither (`None`, the
+/// caller's default). One bound alone is a 400 rather than a guess at the other.
+pub async fn resolve_optional(
+    conn: &mut PgConnection,
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: &str,
+    granularity: Granularity,
+) -> Result<Option<Window>, ApiError> {
+    match (from, to) {
+        (None, None) => Ok(None),
+        (Some(from), Some(to)) => resolve(conn, from, to, tz, granularity).await.map(Some),
+        _ => Err(ApiError::bad_request(
+            "give both `from` and `to`, or neither",
+        )),
+    }
+}
+
 async fn instant(
     conn: &mut PgConnection,
     field: &str,

@@ -156,6 +156,7 @@ impl Database {
             ],
             from: f.from,
             to: f.to,
+            bounds: &[],
         };
         self.keyset_page(tenant, &listing, &page, |d: &DeadEvent| Cursor {
             at: d.created_at,

@@ -100,6 +100,7 @@ impl Database {
             ],
             from: f.from,
             to: f.to,
+            bounds: &[],
         };
         self.keyset_page(tenant, &listing, &page, |e: &StoredEvent| Cursor {
             at: e.occurred_at,

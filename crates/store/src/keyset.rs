@@ -47,6 +47,25 @@ pub(crate) struct Listing<'a> {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive, on `time_column`, so adjacent ranges never share a row.
     pub to: Option<DateTime<Utc>>,
+    /// Comparisons on other time columns, e.g. a run's window containing a range.
+    pub bounds: &'a [(&'static str, Compare, DateTime<Utc>)],
+}
+
+/// The comparison of a [`Listing::bounds`] entry: the column's value is at most / at least the
+/// bound.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Compare {
+    AtMost,
+    AtLeast,
+}
+
+impl Compare {
+    fn sql(self) -> &'static str {
+        match self {
+            Compare::AtMost => " <= ",
+            Compare::AtLeast => " >= ",
+        }
+    }
 }
 
 impl Database {
@@ -81,6 +100,12 @@ impl Database {
         }
         if let Some(to) = listing.to {
             q.push(format_args!(" AND {time} < ")).push_bind(to);
+        }
+        for &(column, compare, value) in listing.bounds {
+            q.push(" AND ")
+                .push(column)
+                .push(compare.sql())
+                .push_bind(value);
         }
         if let Some(after) = page.after() {
             q.push(format_args!(" AND ({time}, id) < ("))

@@ -257,6 +257,7 @@ impl Database {
             ],
             from: f.from,
             to: f.to,
+            bounds: &[],
         };
         self.keyset_page(tenant, &listing, &page, |e: &LedgerEntry| Cursor {
             at: e.occurred_at,

@@ -10,6 +10,7 @@
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
 //! - [`reconciliation`]: reconciliation runs (tracked against paid, per order) and their items.
 //! - [`rollups`]: the read side's hour and day summaries; [`live`]: realtime totals.
+//! - [`sessions`]: dashboard sessions (a cookie token standing for an API key).
 //! - `testing` (feature): one throwaway cluster per test binary, a fresh database per test.
 //!
 //! The database is the second line of defence for every invariant: row-level security keeps
@@ -33,6 +34,7 @@ pub mod live;
 pub mod recompute;
 pub mod reconciliation;
 pub mod rollups;
+pub mod sessions;
 pub mod settings;
 pub mod tenants;
 #[cfg(feature = "testing")]

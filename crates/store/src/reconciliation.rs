@@ -11,7 +11,7 @@ use crate::Database;
 use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
-use crate::keyset::Listing;
+use crate::keyset::{Compare, Listing};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -93,6 +93,12 @@ pub struct RunFilter {
     pub status: Option<String>,
     /// `manual`, `automatic` or `nightly`.
     pub trigger: Option<String>,
+    /// With `to`: only runs whose window contains `[from, to)` (a run of exactly that window,
+    /// or of a wider one). An RFC 3339 instant on a local hour, or a date (midnight in the
+    /// tenant's time zone).
+    pub from: Option<String>,
+    /// With `from`: the range's end (exclusive), like `from`.
+    pub to: Option<String>,
     /// Page size, 1–500 (default 100).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
@@ -655,13 +661,25 @@ impl Database {
         runs.pop().ok_or(StoreError::NotFound)
     }
 
-    /// Runs newest first.
+    /// Runs newest first; with `containing`, only those whose window contains that range (the
+    /// filter's `from`/`to`, resolved to instants by the caller, who knows the time zone).
     pub async fn list_runs(
         &self,
         tenant: TenantId,
         f: &RunFilter,
+        containing: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Page<Run>, StoreError> {
         let page = PageRequest::parse(f.limit, f.cursor.as_deref())?;
+        let bounds: Vec<_> = containing
+            .map(|(from, to)| {
+                [
+                    ("window_start", Compare::AtMost, from),
+                    ("window_end", Compare::AtLeast, to),
+                ]
+            })
+            .into_iter()
+            .flatten()
+            .collect();
         let listing = Listing {
             table: "reconciliation_runs",
             columns: RUN_COLUMNS,
@@ -672,6 +690,7 @@ impl Database {
             ],
             from: None,
             to: None,
+            bounds: &bounds,
         };
         self.keyset_page(tenant, &listing, &page, |r: &Run| Cursor {
             at: r.created_at,

@@ -556,7 +556,7 @@ pub async fn export_day(
 }
 
 /// What the readers need of the tenant's settings.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ReaderSettings {
     pub time_zone: String,
     pub currency: String,

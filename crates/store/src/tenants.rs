@@ -84,15 +84,20 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 }
 
 fn generate_secret() -> String {
+    random_secret(KEY_PREFIX)
+}
+
+/// A fresh secret of 256 bits behind `prefix` (API keys, dashboard session tokens).
+pub(crate) fn random_secret(prefix: &str) -> String {
     let body: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(KEY_BODY_LEN)
         .map(char::from)
         .collect();
-    format!("{KEY_PREFIX}{body}")
+    format!("{prefix}{body}")
 }
 
-fn scopes_from_db(raw: Vec<String>) -> Vec<Scope> {
+pub(crate) fn scopes_from_db(raw: Vec<String>) -> Vec<Scope> {
     raw.iter().filter_map(|s| Scope::parse(s)).collect()
 }
 

@@ -91,6 +91,10 @@ impl Api {
         self.call(Method::GET, path, None).await
     }
 
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
     /// One batch; a 429 is waited out (its `Retry-After`) and the batch sent again, since
     /// nothing of a refused batch was written.
     async fn batch(&self, events: &[Value]) -> anyhow::Result<EventCounts> {

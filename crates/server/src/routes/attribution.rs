@@ -1,6 +1,7 @@
 //! Attribution: recompute on demand (scope `admin`: it rewrites stored results and costs a
 //! worker's time, so it sits with the other operational actions, not with `ingest`), its job
-//! status, revenue per channel, and one conversion's journey and splits (scope `read`).
+//! status, revenue per channel, the top conversion paths, and one conversion's journey and
+//! splits (scope `read`).
 
 use crate::auth::{Authorized, scope};
 use crate::context;
@@ -13,7 +14,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_attribution::{MODEL_VERSION, Model};
-use tally_store::attribution::{self as queries, JourneyTouch};
+use tally_store::attribution::{self as queries, ConversionPath, JourneyTouch};
 use tally_store::recompute::{self, RecomputeJob};
 use tally_store::rollups::{self, ChannelTotal, UnattributedTotal};
 use utoipa::{IntoParams, ToSchema};
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recompute_status))
         .routes(routes!(channels))
         .routes(routes!(conversion))
+        .routes(routes!(paths))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -368,5 +370,63 @@ async fn conversion(
         model_version: MODEL_VERSION.into(),
         journey: detail.touches.into_iter().map(Into::into).collect(),
         splits,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PathsQuery {
+    /// Start (inclusive), like `/v1/attribution/channels`: an instant on a local hour or a date.
+    pub from: String,
+    /// End (exclusive), like `from`.
+    pub to: String,
+    /// How many paths, 1–100 (default 20).
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PathReport {
+    pub window: Window,
+    pub time_zone: String,
+    /// Most conversions first; one entry per path and currency (never added across currencies).
+    pub paths: Vec<ConversionPath>,
+}
+
+/// The most frequent conversion paths (channel sequences) in `[from, to)` with their
+/// conversions and revenue (scope `read`).
+#[utoipa::path(get, path = "/v1/attribution/paths", tag = "attribution",
+    security(("api_key" = [])), params(PathsQuery), responses(
+        (status = 200, body = PathReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ))]
+async fn paths(
+    State(state): State<AppState>,
+    caller: Authorized<scope::Read>,
+    Query(q): Query<PathsQuery>,
+) -> Result<Json<PathReport>, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "`limit` is out of range",
+            vec![FieldError {
+                pointer: "/limit".into(),
+                code: "out_of_range".into(),
+                message: "`limit` must be between 1 and 100".into(),
+            }],
+        ));
+    }
+    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let tz = rollups::reader_settings(&mut tx).await?.time_zone;
+    let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
+    let paths = queries::top_paths(&mut tx, (window.from, window.to), limit).await?;
+    tx.commit().await?;
+    Ok(Json(PathReport {
+        window,
+        time_zone: tz,
+        paths,
     }))
 }

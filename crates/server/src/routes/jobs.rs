@@ -1,4 +1,5 @@
-//! A tenant's dead-lettered background jobs and their replay (scope `admin`).
+//! A tenant's dead-lettered background jobs (listing: scope `read`, so the dashboard's data
+//! health page can show them to an analyst) and their replay (scope `admin`).
 
 use crate::auth::{Authorized, scope};
 use crate::context;
@@ -58,7 +59,7 @@ pub struct Replayed {
     pub job_id: Option<Uuid>,
 }
 
-/// This tenant's failed jobs, newest first (scope `admin`).
+/// This tenant's failed jobs, newest first (scope `read`).
 #[utoipa::path(get, path = "/v1/jobs/failed", tag = "jobs", security(("api_key" = [])),
     responses(
         (status = 200, body = Vec<FailedJobView>),
@@ -67,7 +68,7 @@ pub struct Replayed {
     ))]
 async fn list_failed(
     State(state): State<AppState>,
-    caller: Authorized<scope::Admin>,
+    caller: Authorized<scope::Read>,
 ) -> Result<Json<Vec<FailedJobView>>, ApiError> {
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let failed = jobs::list_failed(&mut tx).await?;

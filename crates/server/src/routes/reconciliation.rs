@@ -76,7 +76,9 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
-/// Runs, newest first (scope `read`).
+/// Runs, newest first (scope `read`). With `from` and `to`, only the runs whose window contains
+/// that range: the newest succeeded one is the reconciliation of the range as of its run (its
+/// items with a tracked or first payment time in the range are the range's orders).
 #[utoipa::path(get, path = "/v1/reconciliation/runs", tag = "reconciliation",
     security(("api_key" = [])), params(RunFilter), responses(
         (status = 200, body = RunPage),
@@ -99,7 +101,21 @@ async fn list_runs(
         f.trigger.as_deref(),
         &["manual", "automatic", "nightly"],
     )?;
-    let Page { items, next_cursor } = state.db.list_runs(caller.tenant_id, &f).await?;
+    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let tz = rollups::reader_settings(&mut tx).await?.time_zone;
+    let containing = range::resolve_optional(
+        &mut tx,
+        f.from.as_deref(),
+        f.to.as_deref(),
+        &tz,
+        Granularity::LocalHour,
+    )
+    .await?;
+    tx.commit().await?;
+    let Page { items, next_cursor } = state
+        .db
+        .list_runs(caller.tenant_id, &f, containing.map(|w| (w.from, w.to)))
+        .await?;
     Ok(Json(RunPage { items, next_cursor }))
 }
 
@@ -251,30 +267,21 @@ async fn status_report(
 ) -> Result<Json<StatusReport>, ApiError> {
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
-    let window = match (&q.from, &q.to) {
-        (None, None) => {
-            let now = Utc::now();
-            Window {
-                from: now - chrono::TimeDelta::days(30),
-                to: now,
-            }
+    let window = range::resolve_optional(
+        &mut tx,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        &settings.time_zone,
+        Granularity::LocalHour,
+    )
+    .await?
+    .unwrap_or_else(|| {
+        let now = Utc::now();
+        Window {
+            from: now - chrono::TimeDelta::days(30),
+            to: now,
         }
-        (Some(from), Some(to)) => {
-            range::resolve(
-                &mut tx,
-                from,
-                to,
-                &settings.time_zone,
-                Granularity::LocalHour,
-            )
-            .await?
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "give both `from` and `to`, or neither",
-            ));
-        }
-    };
+    });
     let recent = runs::recent_status(&mut tx, (window.from, window.to)).await?;
     let platforms = runs::platforms(&mut tx, &settings.currency).await?;
     tx.commit().await?;

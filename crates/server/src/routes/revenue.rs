@@ -151,23 +151,17 @@ async fn realtime_response(
     let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
     let currency = currency_param(q.currency.as_deref(), &settings.currency)?;
-    let window = match (&q.from, &q.to) {
-        (None, None) => range::today(&mut tx, &settings.time_zone).await?,
-        (Some(from), Some(to)) => {
-            range::resolve(
-                &mut tx,
-                from,
-                to,
-                &settings.time_zone,
-                Granularity::QuarterHour,
-            )
-            .await?
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "give both `from` and `to`, or neither (today in the tenant's time zone)",
-            ));
-        }
+    let window = match range::resolve_optional(
+        &mut tx,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        &settings.time_zone,
+        Granularity::QuarterHour,
+    )
+    .await?
+    {
+        Some(window) => window,
+        None => range::today(&mut tx, &settings.time_zone).await?,
     };
     let totals = live::totals(&mut tx, caller.tenant_id, (window.from, window.to)).await?;
     tx.commit().await?;

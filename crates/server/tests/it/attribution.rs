@@ -138,3 +138,75 @@ async fn a_failed_job_is_listed_and_replayed_once() {
     let again = s.post(&replay, &json!({}), StatusCode::CONFLICT).await;
     assert_problem(&again, 409, "conflict");
 }
+
+#[tokio::test]
+async fn top_paths_count_channel_sequences_like_the_drill_down() {
+    let s = TestServer::start().await;
+    let ev = |body: serde_json::Value| {
+        let s = &s;
+        async move { s.post("/v1/events", &body, StatusCode::CREATED).await }
+    };
+    // Two journeys paid search → organic (the second with a repeated click, collapsed), one
+    // without touches (direct), and one in JPY with the same path (never added to USD).
+    for (n, cur, revenue) in [
+        ("1", "USD", "10.00"),
+        ("2", "USD", "5.50"),
+        ("4", "JPY", "700"),
+    ] {
+        let sess = format!("s-{n}");
+        ev(json!({"event_id": format!("c-{n}"), "type": "ad_click", "occurred_at": "2026-03-10T09:00:00Z", "session_id": sess, "gclid": format!("g-{n}")})).await;
+        if n == "2" {
+            ev(json!({"event_id": "c-2b", "type": "ad_click", "occurred_at": "2026-03-10T09:10:00Z", "session_id": sess, "gclid": "g-2b"})).await;
+        }
+        ev(json!({"event_id": format!("v-{n}"), "type": "page_view", "occurred_at": "2026-03-10T09:30:00Z", "session_id": sess, "referrer": "https://www.google.com/"})).await;
+        ev(json!({"event_id": format!("p-{n}"), "type": "purchase", "occurred_at": "2026-03-10T10:00:00Z", "session_id": sess, "order_id": format!("o-{n}"), "revenue": revenue, "currency": cur})).await;
+    }
+    ev(json!({"event_id": "p-3", "type": "purchase", "occurred_at": "2026-03-10T11:00:00Z", "session_id": "s-3", "order_id": "o-3", "revenue": "3.00", "currency": "USD"})).await;
+
+    let report = s
+        .get(
+            &format!("/v1/attribution/paths?from={FROM}&to={TO}"),
+            StatusCode::OK,
+        )
+        .await;
+    let paths = report["paths"].as_array().unwrap();
+    let journey = s
+        .get("/v1/attribution/conversions/p-2", StatusCode::OK)
+        .await;
+    let mut expected: Vec<String> = Vec::new();
+    for step in journey["journey"].as_array().unwrap() {
+        let code = step["channel_code"].as_str().unwrap().to_string();
+        if expected.last() != Some(&code) {
+            expected.push(code);
+        }
+    }
+    assert_eq!(expected.len(), 2, "{journey}");
+    assert_eq!(paths.len(), 3, "{report}");
+    assert_eq!(paths[0]["path"], json!(expected));
+    assert_eq!(paths[0]["currency"], "USD");
+    assert_eq!(paths[0]["conversions"], 2);
+    assert_eq!(paths[0]["revenue_cents"], 1550);
+    let jpy = paths.iter().find(|p| p["currency"] == "JPY").unwrap();
+    assert_eq!(jpy["path"], json!(expected));
+    assert_eq!(jpy["revenue_cents"], 700);
+    let direct = paths
+        .iter()
+        .find(|p| p["path"] == json!(["direct"]))
+        .unwrap();
+    assert_eq!(direct["revenue_cents"], 300);
+
+    let one = s
+        .get(
+            &format!("/v1/attribution/paths?from={FROM}&to={TO}&limit=1"),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(one["paths"].as_array().unwrap().len(), 1);
+    let bad = s
+        .get(
+            &format!("/v1/attribution/paths?from={FROM}&to={TO}&limit=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_problem(&bad, 422, "validation_failed");
+}

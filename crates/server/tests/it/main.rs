@@ -3,7 +3,9 @@
 
 mod attribution;
 mod auth;
+mod browser;
 mod common;
+mod dashboard;
 mod events;
 mod faults;
 mod health;

@@ -66,7 +66,7 @@ async fn reconcile(s: &TestServer, from: &str, to: &str) -> Value {
 }
 
 /// Waits until no job is pending or running, so automatic runs have settled.
-async fn quiet(s: &TestServer) {
+pub async fn quiet(s: &TestServer) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let busy: i64 =
@@ -888,4 +888,86 @@ async fn another_tenant_sees_none_of_it() {
         StatusCode::FORBIDDEN,
     )
     .await;
+}
+
+#[tokio::test]
+async fn runs_filter_by_a_window_containing_the_range() {
+    let s = TestServer::start().await;
+    let _stop = workers(&s);
+    let day = reconcile(&s, DAY, NEXT).await;
+    let wide = reconcile(&s, "2026-11-19", "2026-11-22").await;
+    let next = reconcile(&s, NEXT, "2026-11-22").await;
+    let id = |r: &Value| r["run"]["id"].as_str().unwrap().to_string();
+    let ids = |page: Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // A day: its own run and the wider one containing it, newest first; not the next day's.
+    let of_day = s
+        .get(
+            &format!("/v1/reconciliation/runs?from={DAY}&to={NEXT}"),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(ids(of_day), [id(&wide), id(&day)]);
+    // The three days: only the run whose window contains them all.
+    let of_three = s
+        .get(
+            "/v1/reconciliation/runs?from=2026-11-19&to=2026-11-22&status=succeeded",
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(ids(of_three), [id(&wide)]);
+    // Instants on an hour inside the next day: its run and the wide one; `limit=1` picks the
+    // newest, which is what the dashboard shows for a range.
+    let newest = s
+        .get(
+            "/v1/reconciliation/runs?from=2026-11-21T05:00:00Z&to=2026-11-21T06:00:00Z&status=succeeded&limit=1",
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(ids(newest), [id(&next)]);
+    // A range no run contains: an empty page, not an error.
+    let none = s
+        .get(
+            "/v1/reconciliation/runs?from=2026-11-18&to=2026-11-20",
+            StatusCode::OK,
+        )
+        .await;
+    assert!(ids(none).is_empty());
+
+    // Bad windows are problems, never a silently unfiltered list.
+    let one_bound = s
+        .get(
+            &format!("/v1/reconciliation/runs?from={DAY}"),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_problem(&one_bound, 400, "bad_request");
+    let backwards = s
+        .get(
+            &format!("/v1/reconciliation/runs?from={NEXT}&to={DAY}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_problem(&backwards, 422, "validation_failed");
+    let unaligned = s
+        .get(
+            "/v1/reconciliation/runs?from=2026-11-20T10:30:00Z&to=2026-11-21T00:00:00Z",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_eq!(unaligned["errors"][0]["pointer"], "/from", "{unaligned}");
+    let garbage = s
+        .get(
+            "/v1/reconciliation/runs?from=yesterday&to=today",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_eq!(garbage["errors"][0]["code"], "invalid_format", "{garbage}");
 }

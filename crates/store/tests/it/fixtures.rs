@@ -56,6 +56,9 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', 'tracked', tally_quarter_hour(now()), 'USD', 1, 1999, now());
         INSERT INTO idempotency_keys (tenant_id, route, key, request_sha256, status, response_body)
             VALUES ('{tenant}', '/v1/keys', 'k1', sha256('r'), 201, '\x7b7d');
+        INSERT INTO dashboard_sessions (tenant_id, key_id, token_sha256, expires_at)
+            SELECT '{tenant}', key_id, sha256(('session ' || '{tenant}')::bytea), now() + interval '1 hour'
+            FROM api_keys WHERE tenant_id = '{tenant}';
         COMMIT;
         "#
     );
