@@ -3,6 +3,11 @@
 
 mod attribution;
 mod auth;
+// Shared with the dashboard's tests, which use the functions these tests do not.
+#[allow(dead_code)]
+mod browser;
+mod collect;
+mod collect_browser;
 mod common;
 mod events;
 mod faults;
@@ -12,6 +17,7 @@ mod input;
 mod ledger;
 mod payment_links;
 mod reconciliation;
+mod segment;
 mod settings;
 mod vendors;
 mod webhook_hardening;
