@@ -43,9 +43,16 @@ const EXPOSED_HEADERS: &str =
     "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, x-correlation-id";
 
 /// The page origin of a request from another origin than Tally's own: its `Origin`, unless
-/// that names the host the request was sent to (Tally's own pages, e.g. the dashboard).
+/// that names the host the request was sent to, or the browser says the page is Tally's own
+/// (`Sec-Fetch-Site: same-origin`, which still holds behind a proxy that rewrites `Host`).
 fn foreign_origin<'a>(headers: &'a HeaderMap, uri: &Uri) -> Option<&'a str> {
     let origin = headers.get(header::ORIGIN)?;
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site == "same-origin")
+    {
+        return None;
+    }
     // An origin that is not even text is foreign: "" matches no allowed origin.
     let origin = origin.to_str().unwrap_or("");
     let authority = origin.split_once("://").map(|(_, authority)| authority);

@@ -89,7 +89,10 @@ impl TenantCache {
             u32::try_from(own.per_minute).unwrap_or(1),
             u32::try_from(own.burst).unwrap_or(1),
         );
-        let key_budget = key.take(events)?;
+        let key_budget = key.take(events).map_err(|refused| {
+            let detail = format!("this key's own {}", refused.parts().detail);
+            refused.with_detail(detail)
+        })?;
         Ok(if key_budget.remaining < budget.remaining {
             key_budget
         } else {

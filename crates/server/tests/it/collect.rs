@@ -154,6 +154,18 @@ async fn secret_keys_are_refused_from_pages_and_urls() {
     let own = s.base.clone();
     let (status, _, body) = send(&s, "/v1/events", &s.key, Some(&own), &page_view("e-1")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // ... also behind a proxy that rewrites `Host`, as the browser says.
+    let resp = s
+        .http
+        .post(s.url("/v1/events"))
+        .bearer_auth(&s.key)
+        .header("origin", "https://tally.example")
+        .header("sec-fetch-site", "same-origin")
+        .json(&page_view("e-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
 
     let resp = s
         .http
@@ -296,6 +308,13 @@ async fn publishable_keys_have_their_own_rate_limit() {
     let (status, headers, body) = send(&s, "/v1/events", pk, Some(SHOP), &page_view("r-3")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_problem(&body, 429, "rate_limited");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("this key's own rate limit"),
+        "{body}"
+    );
     assert!(headers.contains_key("retry-after"));
     assert_eq!(
         headers["access-control-allow-origin"], SHOP,
