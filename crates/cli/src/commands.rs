@@ -113,6 +113,10 @@ pub enum TenantCommand {
         /// Create a key with these scopes (comma separated: ingest,read,admin).
         #[arg(long, value_delimiter = ',')]
         create: Vec<String>,
+        /// Create a publishable key (pk_…, ingest only) for the tenant's web pages; they must
+        /// be in its `allowed_origins` setting.
+        #[arg(long)]
+        create_publishable: bool,
         /// Revoke this key id.
         #[arg(long)]
         revoke: Option<tally_store::KeyId>,
@@ -312,6 +316,7 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Keys {
             tenant_id,
             create,
+            create_publishable,
             revoke,
             db,
         } => {
@@ -332,6 +337,16 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 let key = opened.db.create_api_key(tenant_id, "cli", &scopes).await?;
                 println!("api key {}  (shown once, store it now)", key.secret);
             }
+            if create_publishable {
+                let key = opened
+                    .db
+                    .create_publishable_key(tenant_id, "cli", None)
+                    .await?;
+                println!(
+                    "publishable key {}  (for web pages: ingest only, allowed origins only)",
+                    key.secret
+                );
+            }
             if let Some(key) = revoke {
                 opened.db.revoke_api_key(tenant_id, key).await?;
                 println!("revoked {key}");
@@ -344,9 +359,10 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                     "active"
                 };
                 println!(
-                    "{}  {}…  {:<7}  {}",
+                    "{}  {}…  {:<11}  {:<7}  {}",
                     k.key_id,
                     k.prefix,
+                    k.kind.as_str(),
                     state,
                     scopes.join(",")
                 );

@@ -50,6 +50,10 @@ pub fn build_router(state: AppState) -> Router {
     .route_layer(axum::middleware::from_fn(app_metrics::track))
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(axum::middleware::from_fn(limit_uri))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::browser::cors,
+    ))
     .layer(axum::middleware::from_fn(context::middleware))
     .layer(axum::middleware::from_fn(dashboard::security_headers))
     .with_state(state)
@@ -87,6 +91,11 @@ fn document(doc: &mut OpenApi) {
     let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
     components.add_security_scheme("api_key", bearer());
     components.add_security_scheme("operator_token", bearer());
+    // Segment's webhook destinations send the key as the Basic user name (empty password).
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+    );
 }
 
 /// Renders the registry; gauges that live in the database are read at scrape time, so every

@@ -5,6 +5,7 @@
 //! - [`context`]: the correlation id of each request, echoed, logged, stored on rows.
 //! - [`error`]: every failure as RFC 7807 `application/problem+json`.
 //! - [`auth`]: API keys (`Bearer tk_...` or `X-API-Key`) and the operator token.
+//! - [`browser`]: which web pages may use which key, and CORS on the collection routes.
 //! - [`idempotency`]: `Idempotency-Key` on the POSTs that create something.
 //! - [`routes`]: one module per resource, each exposing its own router.
 //! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod browser;
 pub mod context;
 pub mod dashboard;
 pub mod error;

@@ -154,7 +154,8 @@ impl Database {
     pub async fn ingest_settings(&self, tenant: TenantId) -> Result<IngestSettings, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
         let s = sqlx::query_as(
-            "SELECT rate_limit_per_minute, rate_limit_burst, currency::text AS currency FROM tenant_settings",
+            "SELECT rate_limit_per_minute, rate_limit_burst, currency::text AS currency, allowed_origins
+             FROM tenant_settings",
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -169,4 +170,5 @@ pub struct IngestSettings {
     pub rate_limit_per_minute: i32,
     pub rate_limit_burst: i32,
     pub currency: String,
+    pub allowed_origins: Vec<String>,
 }

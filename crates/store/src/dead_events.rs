@@ -67,9 +67,10 @@ filter_values! {
 }
 
 filter_values! {
-    /// What sent a dead letter: the tracking API or a payment vendor.
+    /// What sent a dead letter: the tracking API, its Segment-compatible routes or a payment
+    /// vendor.
     DeadEventSource {
-        Api = "api", Shopify = "shopify", Stripe = "stripe", Paypal = "paypal",
+        Api = "api", Segment = "segment", Shopify = "shopify", Stripe = "stripe", Paypal = "paypal",
         Woocommerce = "woocommerce",
     }
 }

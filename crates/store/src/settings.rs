@@ -76,12 +76,15 @@ pub struct TenantSettings {
     pub rate_limit_burst: i32,
     /// How long a tracked order waits for its payment before reconciliation calls it unpaid.
     pub reconciliation_grace_hours: i32,
+    /// The web origins (`scheme://host[:port]`) whose pages may send events with a publishable
+    /// key; empty refuses publishable keys everywhere.
+    pub allowed_origins: Vec<String>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "currency::text AS currency, time_zone, lookback_days, \
     time_decay_half_life_hours, markov_order, default_model, rate_limit_per_minute, \
-    rate_limit_burst, reconciliation_grace_hours, updated_at";
+    rate_limit_burst, reconciliation_grace_hours, allowed_origins, updated_at";
 
 impl TenantSettings {
     /// Whether stored attributions computed under `self` may differ under `other`.
@@ -119,6 +122,10 @@ pub struct SettingsPatch {
     pub rate_limit_burst: Option<i32>,
     #[schema(minimum = 0, maximum = 8760)]
     pub reconciliation_grace_hours: Option<i32>,
+    /// Exact origins, e.g. `https://shop.example` or `http://localhost:3000`: scheme, host and
+    /// a non-default port only (no path, no trailing slash, no wildcard); at most 100.
+    #[schema(max_items = 100, example = json!(["https://shop.example"]))]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A member's problem: code and message, located by the caller.
@@ -161,6 +168,16 @@ impl SettingsPatch {
                 "reconciliation_grace_hours" => {
                     integer(value, GRACE_HOURS).map(|v| patch.reconciliation_grace_hours = Some(v))
                 }
+                "allowed_origins" => match origins(value) {
+                    Ok(v) => {
+                        patch.allowed_origins = Some(v);
+                        Ok(())
+                    }
+                    Err(mut refused) => {
+                        errors.append(&mut refused);
+                        Ok(())
+                    }
+                },
                 _ => Err((
                     codes::UNKNOWN_FIELD,
                     "not a setting; see GET /v1/settings for the members".into(),
@@ -273,6 +290,71 @@ fn integer(value: &Value, range: RangeInclusive<f64>) -> Result<i32, Refusal> {
     number(value, range.clone()).map(|n| n as i32)
 }
 
+/// The most origins a tenant may list (as the column's CHECK).
+const MAX_ORIGINS: usize = 100;
+
+/// A list of exact web origins, each element refused with its own pointer. An origin is what a
+/// browser sends in `Origin`, so only that exact spelling can ever match: the `url` crate's
+/// serialisation of the parsed origin must give back the input (`https://Shop.example/`,
+/// `https://shop.example:443` and `https://shop.example/cart` are refused with the spelling
+/// that would match).
+fn origins(value: &Value) -> Result<Vec<String>, Vec<FieldError>> {
+    let field = |pointer: String, (code, message): Refusal| FieldError {
+        pointer,
+        code,
+        message,
+    };
+    let items = present(value)
+        .and_then(|v| {
+            v.as_array()
+                .ok_or_else(|| (codes::INVALID_TYPE, "must be an array of origins".into()))
+        })
+        .map_err(|refusal| vec![field("/allowed_origins".into(), refusal)])?;
+    if items.len() > MAX_ORIGINS {
+        return Err(vec![field(
+            "/allowed_origins".into(),
+            (codes::TOO_LARGE, format!("at most {MAX_ORIGINS} origins")),
+        )]);
+    }
+    let mut errors = Vec::new();
+    let mut list: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match text(item).and_then(origin) {
+            Ok(o) if !list.contains(&o) => list.push(o),
+            Ok(_) => {}
+            Err(refusal) => errors.push(field(format!("/allowed_origins/{i}"), refusal)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(list)
+    } else {
+        Err(errors)
+    }
+}
+
+fn origin(raw: &str) -> Result<String, Refusal> {
+    let usage = "must be an origin: scheme://host[:port], e.g. https://shop.example";
+    let url = url::Url::parse(raw).map_err(|_| (codes::INVALID_FORMAT, usage.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err((
+            codes::INVALID_VALUE,
+            format!("{usage} (http or https only)"),
+        ));
+    }
+    let exact = url.origin().ascii_serialization();
+    if exact == raw {
+        Ok(exact)
+    } else {
+        Err((
+            codes::INVALID_VALUE,
+            format!(
+                "{usage}, spelled as browsers send it: {exact:?} (no path or trailing slash, \
+                 lower case, default port left out)"
+            ),
+        ))
+    }
+}
+
 fn model(value: &Value) -> Result<String, Refusal> {
     let code = text(value)?;
     code.parse::<Model>()
@@ -341,7 +423,7 @@ pub struct SettingsChange {
 
 impl fmt::Display for TenantSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, String); 10] = [
+        let rows: [(&str, String); 11] = [
             ("currency", self.currency.clone()),
             ("time_zone", self.time_zone.clone()),
             ("lookback_days", self.lookback_days.to_string()),
@@ -360,6 +442,7 @@ impl fmt::Display for TenantSettings {
                 "reconciliation_grace_hours",
                 self.reconciliation_grace_hours.to_string(),
             ),
+            ("allowed_origins", self.allowed_origins.join(" ")),
             ("updated_at", self.updated_at.to_rfc3339()),
         ];
         for (name, value) in rows {
@@ -495,6 +578,7 @@ async fn write(
              rate_limit_per_minute = COALESCE($7, rate_limit_per_minute),
              rate_limit_burst = COALESCE($8, rate_limit_burst),
              reconciliation_grace_hours = COALESCE($9, reconciliation_grace_hours),
+             allowed_origins = COALESCE($11, allowed_origins),
              updated_at = now()
          WHERE tenant_id = $10
          RETURNING {COLUMNS}"
@@ -509,6 +593,7 @@ async fn write(
     .bind(patch.rate_limit_burst)
     .bind(patch.reconciliation_grace_hours)
     .bind(tenant)
+    .bind(&patch.allowed_origins)
     .fetch_optional(conn)
     .await?
     .ok_or(StoreError::NotFound)

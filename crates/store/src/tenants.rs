@@ -35,6 +35,66 @@ impl Scope {
     }
 }
 
+/// Secret keys (`tk_…`) live on servers; publishable keys (`pk_…`) are embedded in web pages,
+/// so they may only ingest, only from the tenant's allowed origins, under their own rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Secret,
+    Publishable,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 2] = [KeyKind::Secret, KeyKind::Publishable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Publishable => "publishable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+
+    /// The secret's first characters: they tell a reader of a page's source (or a log) at a
+    /// glance which kind of key it is.
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "tk_",
+            KeyKind::Publishable => "pk_",
+        }
+    }
+}
+
+/// A key's own rate limit, in events, on top of its tenant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyLimit {
+    pub per_minute: i32,
+    pub burst: i32,
+}
+
+impl KeyLimit {
+    /// What a publishable key gets unless its creator says otherwise: ample for a shop's pages
+    /// (a visitor sends a handful of events per page), far below a tenant's default 600,000 a
+    /// minute, so a key copied out of a page cannot spend the tenant's whole budget.
+    pub const PUBLISHABLE_DEFAULT: KeyLimit = KeyLimit {
+        per_minute: 60_000,
+        burst: 2_000,
+    };
+
+    /// As the tenant's own limits (`tally_store::settings`) and the columns' CHECK.
+    pub const RANGE: std::ops::RangeInclusive<i32> = 1..=1_000_000_000;
+
+    fn from_columns(per_minute: Option<i32>, burst: Option<i32>) -> Option<Self> {
+        Some(Self {
+            per_minute: per_minute?,
+            burst: burst?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
     pub tenant_id: TenantId,
@@ -49,7 +109,9 @@ pub struct ApiKeyInfo {
     pub key_id: KeyId,
     pub name: String,
     pub prefix: String,
+    pub kind: KeyKind,
     pub scopes: Vec<Scope>,
+    pub rate_limit: Option<KeyLimit>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -67,24 +129,26 @@ pub struct NewApiKey {
 pub struct KeyOwner {
     pub tenant_id: TenantId,
     pub key_id: KeyId,
+    pub kind: KeyKind,
     pub scopes: Vec<Scope>,
+    pub rate_limit: Option<KeyLimit>,
     pub revoked: bool,
 }
 
-const KEY_PREFIX: &str = "tk_";
 /// 43 base62 characters carry 256 bits (43 × log2 62 ≈ 256), the entropy of 32 random bytes.
 /// `rand`'s `Alphanumeric` draws uniformly from exactly the 62 base62 characters, so no
 /// hand-written base conversion is needed.
 const KEY_BODY_LEN: usize = 43;
-const VISIBLE_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
+/// `tk_` or `pk_` and 8 characters of the body.
+const VISIBLE_PREFIX_LEN: usize = 3 + 8;
 
 /// SHA-256 of a presented secret, the only form in which keys are stored or looked up.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn generate_secret() -> String {
-    random_secret(KEY_PREFIX)
+fn generate_secret(kind: KeyKind) -> String {
+    random_secret(kind.prefix())
 }
 
 /// A fresh secret of 256 bits behind `prefix` (API keys, dashboard session tokens).
@@ -101,12 +165,29 @@ pub(crate) fn scopes_from_db(raw: Vec<String>) -> Vec<Scope> {
     raw.iter().filter_map(|s| Scope::parse(s)).collect()
 }
 
+fn kind_from_db(row: &sqlx::postgres::PgRow) -> Result<KeyKind, sqlx::Error> {
+    let raw: String = row.try_get("kind")?;
+    KeyKind::parse(&raw)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown key kind {raw:?}").into()))
+}
+
+fn limit_from_db(row: &sqlx::postgres::PgRow) -> Result<Option<KeyLimit>, sqlx::Error> {
+    Ok(KeyLimit::from_columns(
+        row.try_get("rate_limit_per_minute")?,
+        row.try_get("rate_limit_burst")?,
+    ))
+}
+
+const KEY_COLUMNS: &str = "key_id, name, prefix, kind, scopes, rate_limit_per_minute, rate_limit_burst, created_at, revoked_at";
+
 fn key_info(row: &sqlx::postgres::PgRow) -> Result<ApiKeyInfo, sqlx::Error> {
     Ok(ApiKeyInfo {
         key_id: row.try_get("key_id")?,
         name: row.try_get("name")?,
         prefix: row.try_get("prefix")?,
+        kind: kind_from_db(row)?,
         scopes: scopes_from_db(row.try_get("scopes")?),
+        rate_limit: limit_from_db(row)?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
@@ -157,25 +238,76 @@ impl Database {
         name: &str,
         scopes: &[Scope],
     ) -> Result<NewApiKey, StoreError> {
+        self.create_secret_key(tenant, name, scopes, None).await
+    }
+
+    /// Creates a secret key, optionally with a rate limit of its own.
+    pub async fn create_secret_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        scopes: &[Scope],
+        limit: Option<KeyLimit>,
+    ) -> Result<NewApiKey, StoreError> {
         if scopes.is_empty() {
             return Err(StoreError::Invalid("a key needs at least one scope".into()));
         }
+        self.insert_key_checked(tenant, name, KeyKind::Secret, scopes, limit)
+            .await
+    }
+
+    /// Creates a publishable key: scope `ingest` only, with its own rate limit (by default
+    /// [`KeyLimit::PUBLISHABLE_DEFAULT`]).
+    pub async fn create_publishable_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        limit: Option<KeyLimit>,
+    ) -> Result<NewApiKey, StoreError> {
+        let limit = limit.unwrap_or(KeyLimit::PUBLISHABLE_DEFAULT);
+        self.insert_key_checked(
+            tenant,
+            name,
+            KeyKind::Publishable,
+            &[Scope::Ingest],
+            Some(limit),
+        )
+        .await
+    }
+
+    async fn insert_key_checked(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        kind: KeyKind,
+        scopes: &[Scope],
+        limit: Option<KeyLimit>,
+    ) -> Result<NewApiKey, StoreError> {
         if name.chars().count() > 200 {
             return Err(StoreError::Invalid(
                 "key name must be at most 200 characters".into(),
             ));
         }
+        if let Some(limit) = limit
+            && !(KeyLimit::RANGE.contains(&limit.per_minute)
+                && KeyLimit::RANGE.contains(&limit.burst))
+        {
+            return Err(StoreError::Invalid(
+                "a key's rate_limit_per_minute and rate_limit_burst must be from 1 to 1000000000"
+                    .into(),
+            ));
+        }
         let mut tx = self.tenant_tx(tenant).await?;
-        let key = insert_key(&mut tx, tenant, name, scopes).await?;
+        let key = insert_key(&mut tx, tenant, name, kind, scopes, limit).await?;
         tx.commit().await?;
         Ok(key)
     }
 
     pub async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
-        let rows = sqlx::query(
-            "SELECT key_id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+        )))
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -192,10 +324,10 @@ impl Database {
         key: KeyId,
     ) -> Result<ApiKeyInfo, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1
-             RETURNING key_id, name, prefix, scopes, created_at, revoked_at",
-        )
+             RETURNING {KEY_COLUMNS}"
+        )))
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?
@@ -214,7 +346,8 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(
-            "SELECT tenant_id, key_id, scopes, revoked_at IS NOT NULL AS revoked
+            "SELECT tenant_id, key_id, kind, scopes, rate_limit_per_minute, rate_limit_burst,
+                    revoked_at IS NOT NULL AS revoked
              FROM api_keys WHERE secret_sha256 = $1",
         )
         .bind(&hash[..])
@@ -225,7 +358,9 @@ impl Database {
             Ok(KeyOwner {
                 tenant_id: r.try_get("tenant_id")?,
                 key_id: r.try_get("key_id")?,
+                kind: kind_from_db(&r)?,
                 scopes: scopes_from_db(r.try_get("scopes")?),
+                rate_limit: limit_from_db(&r)?,
                 revoked: r.try_get("revoked")?,
             })
         })
@@ -259,7 +394,7 @@ pub(crate) async fn insert_tenant(
         .bind(tenant_id)
         .execute(&mut *tx)
         .await?;
-    let key = insert_key(tx, tenant_id, "initial", &Scope::ALL).await?;
+    let key = insert_key(tx, tenant_id, "initial", KeyKind::Secret, &Scope::ALL, None).await?;
     let tenant = Tenant {
         tenant_id,
         name: name.to_string(),
@@ -273,22 +408,28 @@ async fn insert_key(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
     name: &str,
+    kind: KeyKind,
     scopes: &[Scope],
+    limit: Option<KeyLimit>,
 ) -> Result<NewApiKey, StoreError> {
-    let secret = generate_secret();
+    let secret = generate_secret(kind);
     let key_id = KeyId::new();
     let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    let row = sqlx::query(
-        "INSERT INTO api_keys (tenant_id, key_id, name, prefix, secret_sha256, scopes)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING key_id, name, prefix, scopes, created_at, revoked_at",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO api_keys (tenant_id, key_id, name, prefix, secret_sha256, kind, scopes,
+                               rate_limit_per_minute, rate_limit_burst)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING {KEY_COLUMNS}"
+    )))
     .bind(tenant)
     .bind(key_id)
     .bind(name)
     .bind(&secret[..VISIBLE_PREFIX_LEN])
     .bind(&hash_secret(&secret)[..])
+    .bind(kind.as_str())
     .bind(&scope_names)
+    .bind(limit.map(|l| l.per_minute))
+    .bind(limit.map(|l| l.burst))
     .fetch_one(tx)
     .await?;
     Ok(NewApiKey {

@@ -64,10 +64,13 @@ pub async fn caller(parts: &Parts, state: &AppState, token: &str) -> Result<Call
             ));
         }
     }
+    // Sign-in takes read-scoped keys only, and publishable keys never have that scope.
     Ok(Caller {
         tenant_id: owner.tenant_id,
         key_id: owner.key_id,
+        kind: tally_store::tenants::KeyKind::Secret,
         scopes: owner.scopes,
+        rate_limit: None,
     })
 }
 

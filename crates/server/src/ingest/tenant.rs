@@ -8,20 +8,25 @@
 //! The rate limiter is state, not a copy of settings, so it is kept apart from that entry: when
 //! it lived inside it, every expiry (each 30 s) and every rule change gave the tenant a fresh
 //! burst (with 1/min and burst 5, 15 events passed in 62 s). A reloaded entry takes the
-//! tenant's existing limiter and builds a new one only when the tenant's limits changed.
+//! tenant's existing limiter and builds a new one only when the tenant's limits changed. Keys
+//! with a limit of their own (publishable keys) get a limiter per key the same way.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::ingest::limit::TenantLimit;
+use crate::ingest::limit::{Budget, TenantLimit};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 use tally_core::channel::ChannelResolver;
 use tally_core::money::CurrencyCode;
-use tally_store::{Database, TenantId};
+use tally_store::{Database, KeyId, TenantId};
 
 pub struct TenantIngest {
     pub resolver: ChannelResolver,
     pub currency: Option<CurrencyCode>,
     pub limit: Arc<TenantLimit>,
+    /// The `allowed_origins` setting: where publishable keys may be used from.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub struct TenantCache {
     /// No expiry: dropping a limiter would reset the tenant's budget. Bounded by size only (a
     /// limiter is a few dozen bytes), far above the number of tenants one installation serves.
     limits: moka::sync::Cache<TenantId, Arc<TenantLimit>>,
+    /// Keys' own limiters, kept like the tenants'.
+    key_limits: moka::sync::Cache<KeyId, Arc<TenantLimit>>,
 }
 
 impl Default for TenantCache {
@@ -40,6 +47,7 @@ impl Default for TenantCache {
                 .time_to_live(Duration::from_secs(30))
                 .build(),
             limits: moka::sync::Cache::new(1_000_000),
+            key_limits: moka::sync::Cache::new(1_000_000),
         }
     }
 }
@@ -63,16 +71,33 @@ impl TenantCache {
         self.entries.invalidate(&tenant).await;
     }
 
-    /// The tenant's limiter if it enforces these limits, else a new one in its place.
-    fn limit(&self, tenant: TenantId, per_minute: u32, burst: u32) -> Arc<TenantLimit> {
-        match self.limits.get(&tenant) {
-            Some(limit) if limit.enforces(per_minute, burst) => limit,
-            _ => {
-                let limit = Arc::new(TenantLimit::new(per_minute, burst));
-                self.limits.insert(tenant, limit.clone());
-                limit
-            }
-        }
+    /// Takes `events` from the tenant's budget and, for a key with a limit of its own, from
+    /// the key's; the answer reports the tighter of the two.
+    pub fn admit(
+        &self,
+        caller: &Caller,
+        tenant: &TenantIngest,
+        events: usize,
+    ) -> Result<Budget, ApiError> {
+        let budget = tenant.limit.take(events)?;
+        let Some(own) = caller.rate_limit else {
+            return Ok(budget);
+        };
+        let key = limiter(
+            &self.key_limits,
+            caller.key_id,
+            u32::try_from(own.per_minute).unwrap_or(1),
+            u32::try_from(own.burst).unwrap_or(1),
+        );
+        let key_budget = key.take(events).map_err(|refused| {
+            let detail = format!("this key's own {}", refused.parts().detail);
+            refused.with_detail(detail)
+        })?;
+        Ok(if key_budget.remaining < budget.remaining {
+            key_budget
+        } else {
+            budget
+        })
     }
 
     async fn load(&self, db: &Database, tenant: TenantId) -> Result<Arc<TenantIngest>, ApiError> {
@@ -87,11 +112,30 @@ impl TenantCache {
         Ok(Arc::new(TenantIngest {
             resolver,
             currency: CurrencyCode::parse(&settings.currency).ok(),
-            limit: self.limit(
+            limit: limiter(
+                &self.limits,
                 tenant,
                 u32::try_from(settings.rate_limit_per_minute).unwrap_or(1),
                 u32::try_from(settings.rate_limit_burst).unwrap_or(1),
             ),
+            allowed_origins: settings.allowed_origins,
         }))
+    }
+}
+
+/// The owner's limiter if it enforces these limits, else a new one in its place.
+fn limiter<K: Hash + Eq + Send + Sync + 'static>(
+    limits: &moka::sync::Cache<K, Arc<TenantLimit>>,
+    owner: K,
+    per_minute: u32,
+    burst: u32,
+) -> Arc<TenantLimit> {
+    match limits.get(&owner) {
+        Some(limit) if limit.enforces(per_minute, burst) => limit,
+        _ => {
+            let limit = Arc::new(TenantLimit::new(per_minute, burst));
+            limits.insert(owner, limit.clone());
+            limit
+        }
     }
 }

@@ -142,7 +142,11 @@ async fn replay(
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "not_replayable",
-                    "a payment webhook dead letter is not a tracking event; fix the endpoint and let the vendor re-send it",
+                    if d.source == "segment" {
+                        "a Segment call that maps onto no Tally event cannot be replayed as one; discard it, or have the source send it again once it maps"
+                    } else {
+                        "a payment webhook dead letter is not a tracking event; fix the endpoint and let the vendor re-send it"
+                    },
                 ));
             }
             if d.status != "open" {

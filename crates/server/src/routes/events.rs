@@ -40,6 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Checks media type and size, then parses: wrong type → 415, too large → 413, not JSON → 400,
 /// U+0000 anywhere → 422 for the whole request (not even a dead letter can hold it).
+///
+/// `text/plain` is read as JSON too: it is what `navigator.sendBeacon` sends a string as, and
+/// the one type a page can post cross-origin without a preflight (which a beacon cannot make).
 pub fn parse_json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -55,14 +58,15 @@ pub fn parse_json_body(
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
-            essence == "application/json" || essence.ends_with("+json")
+            essence == "application/json" || essence.ends_with("+json") || essence == "text/plain"
         })
         .unwrap_or(false);
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
+            "send the body as JSON with `Content-Type: application/json` (or `text/plain` \
+             holding JSON, as `navigator.sendBeacon` does)",
         ));
     }
     let too_large = || {
@@ -119,7 +123,7 @@ pub struct SingleResult {
     ))]
 async fn ingest_one(
     State(state): State<AppState>,
-    caller: Authorized<scope::Ingest>,
+    caller: Authorized<scope::Collect>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -130,7 +134,7 @@ async fn ingest_one(
         ));
     }
     let tenant = state.tenants.get(&state.db, caller.tenant_id).await?;
-    let budget = tenant.limit.take(1)?;
+    let budget = state.tenants.admit(&caller, &tenant, 1)?;
     let correlation_id = context::current().correlation_id;
     let result = match batch::check(&raw, &tenant, &correlation_id) {
         Checked::Valid(valid) => {
@@ -158,7 +162,8 @@ async fn ingest_one(
     Ok(response)
 }
 
-fn single_response(result: EventResult) -> Result<Response, ApiError> {
+/// The answer to one submitted event (shared with `/v1/segment`).
+pub fn single_response(result: EventResult) -> Result<Response, ApiError> {
     match result {
         EventResult::Accepted { id, event_id } => Ok((
             StatusCode::CREATED,
@@ -195,6 +200,18 @@ fn single_response(result: EventResult) -> Result<Response, ApiError> {
     }
 }
 
+/// 413 for a batch of more than [`MAX_BATCH_EVENTS`].
+pub fn check_batch_len(len: usize) -> Result<(), ApiError> {
+    if len > MAX_BATCH_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {MAX_BATCH_EVENTS} events; this one has {len}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The answer to a batch: one result per submitted event, in order, and counts.
 #[derive(Serialize, ToSchema)]
 pub struct BatchResponse {
@@ -226,7 +243,7 @@ pub struct BatchResponse {
     ))]
 async fn ingest_batch(
     State(state): State<AppState>,
-    caller: Authorized<scope::Ingest>,
+    caller: Authorized<scope::Collect>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -242,36 +259,32 @@ async fn ingest_batch(
     .ok_or_else(|| {
         ApiError::bad_request("a batch is a JSON array of events or an object {\"events\": [...]}")
     })?;
-    if events.len() > MAX_BATCH_EVENTS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "a batch holds at most {MAX_BATCH_EVENTS} events; this one has {}",
-                events.len()
-            ),
-        ));
-    }
+    check_batch_len(events.len())?;
     let tenant = state.tenants.get(&state.db, caller.tenant_id).await?;
-    let budget = tenant.limit.take(events.len())?;
+    let budget = state.tenants.admit(&caller, &tenant, events.len())?;
     let correlation_id = context::current().correlation_id;
     let checked = events
         .iter()
         .map(|raw| batch::check(raw, &tenant, &correlation_id))
         .collect();
     let results = batch::write(&state.db, caller.tenant_id, checked, &correlation_id).await?;
-    let count = |s: &str| results.iter().filter(|r| r.outcome() == s).count();
-    let response = BatchResponse {
-        accepted: count("accepted"),
-        duplicates: count("duplicate"),
-        conflicts: count("conflict"),
-        rejected: count("rejected"),
-        refused: count("refused"),
-        results,
-    };
-    let mut response = Json(response).into_response();
+    let mut response = Json(BatchResponse::from(results)).into_response();
     response.headers_mut().extend(budget.headers());
     Ok(response)
+}
+
+impl From<Vec<EventResult>> for BatchResponse {
+    fn from(results: Vec<EventResult>) -> Self {
+        let count = |s: &str| results.iter().filter(|r| r.outcome() == s).count();
+        BatchResponse {
+            accepted: count("accepted"),
+            duplicates: count("duplicate"),
+            conflicts: count("conflict"),
+            rejected: count("rejected"),
+            refused: count("refused"),
+            results,
+        }
+    }
 }
 
 /// This tenant's events, newest first, with filters and a keyset cursor (scope `read`).

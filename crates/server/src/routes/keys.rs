@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tally_store::tenants::{ApiKeyInfo, NewApiKey, Scope};
+use tally_store::tenants::{ApiKeyInfo, KeyKind, KeyLimit, NewApiKey, Scope};
 use tally_store::{KeyId, TenantId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,7 +29,12 @@ pub struct KeyView {
     pub name: String,
     /// The first characters of the secret, to tell keys apart.
     pub prefix: String,
+    #[schema(value_type = KindName)]
+    pub kind: &'static str,
     pub scopes: Vec<String>,
+    /// The key's own events per minute, on top of the tenant's (publishable keys).
+    pub rate_limit_per_minute: Option<i32>,
+    pub rate_limit_burst: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -40,7 +45,10 @@ impl From<ApiKeyInfo> for KeyView {
             key_id: k.key_id.0,
             name: k.name,
             prefix: k.prefix,
+            kind: k.kind.as_str(),
             scopes: k.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            rate_limit_per_minute: k.rate_limit.map(|l| l.per_minute),
+            rate_limit_burst: k.rate_limit.map(|l| l.burst),
             created_at: k.created_at,
             revoked_at: k.revoked_at,
         }
@@ -64,16 +72,104 @@ impl From<NewApiKey> for CreatedKey {
     }
 }
 
+/// A key's kind: `secret` (servers; any scopes) or `publishable` (web pages; ingest only).
+#[derive(ToSchema)]
+pub enum KindName {
+    #[schema(rename = "secret")]
+    Secret,
+    #[schema(rename = "publishable")]
+    Publishable,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
     pub name: String,
-    /// Any of `ingest`, `read`, `admin`.
+    /// `secret` (default) or `publishable`: a publishable key (`pk_…`) may only send events,
+    /// only from the tenant's `allowed_origins`, and gets scopes `["ingest"]`.
+    #[serde(default)]
+    #[schema(value_type = Option<KindName>)]
+    pub kind: Option<String>,
+    /// Any of `ingest`, `read`, `admin` (secret keys; a publishable key takes none or
+    /// `["ingest"]`).
+    #[serde(default)]
     pub scopes: Vec<String>,
+    /// The key's own limit in events per minute, on top of the tenant's (default for
+    /// publishable keys 60000, burst 2000; secret keys have none unless given).
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub rate_limit_per_minute: Option<i32>,
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub rate_limit_burst: Option<i32>,
+}
+
+fn field_error(pointer: &str, code: &str, message: impl Into<String>) -> crate::error::FieldError {
+    crate::error::FieldError {
+        pointer: pointer.into(),
+        code: code.into(),
+        message: message.into(),
+    }
 }
 
 impl CreateKey {
+    fn parsed_kind(&self) -> Result<KeyKind, ApiError> {
+        let Some(raw) = &self.kind else {
+            return Ok(KeyKind::Secret);
+        };
+        let kind = KeyKind::parse(raw).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid key kind",
+                vec![field_error(
+                    "/kind",
+                    "invalid_value",
+                    format!("unknown kind {raw:?}; use secret or publishable"),
+                )],
+            )
+        })?;
+        if kind == KeyKind::Publishable && self.scopes.iter().any(|s| s != "ingest") {
+            return Err(ApiError::unprocessable(
+                "a publishable key can only ingest",
+                vec![field_error(
+                    "/scopes",
+                    "not_allowed",
+                    "a publishable key's only scope is ingest: leave scopes out",
+                )],
+            ));
+        }
+        Ok(kind)
+    }
+
+    fn parsed_limit(&self) -> Result<Option<KeyLimit>, ApiError> {
+        let mut errors = Vec::new();
+        for (pointer, value) in [
+            ("/rate_limit_per_minute", self.rate_limit_per_minute),
+            ("/rate_limit_burst", self.rate_limit_burst),
+        ] {
+            if value.is_some_and(|v| !KeyLimit::RANGE.contains(&v)) {
+                errors.push(field_error(
+                    pointer,
+                    "out_of_range",
+                    "must be from 1 to 1000000000",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::unprocessable("invalid rate limit", errors));
+        }
+        match (self.rate_limit_per_minute, self.rate_limit_burst) {
+            (None, None) => Ok(None),
+            (Some(per_minute), Some(burst)) => Ok(Some(KeyLimit { per_minute, burst })),
+            _ => Err(ApiError::unprocessable(
+                "give both rate_limit_per_minute and rate_limit_burst, or neither",
+                vec![field_error(
+                    "",
+                    "required",
+                    "a key's limit needs both members",
+                )],
+            )),
+        }
+    }
+
     pub fn parsed_scopes(&self) -> Result<Vec<Scope>, ApiError> {
         if self.scopes.is_empty() {
             return Err(ApiError::unprocessable(
@@ -143,7 +239,8 @@ async fn list_keys(
     list_for(&state, caller.tenant_id).await
 }
 
-/// Creates a key (scope `admin`); several keys may be valid at once, for rotation.
+/// Creates a key (scope `admin`); several keys may be valid at once, for rotation. A
+/// `publishable` key is for web pages (see `allowed_origins` in the settings).
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("api_key" = [])), request_body = CreateKey, responses(
     (status = 201, body = CreatedKey),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -183,8 +280,23 @@ pub async fn create_for(
     tenant: TenantId,
     body: CreateKey,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let scopes = body.parsed_scopes()?;
-    let key = state.db.create_api_key(tenant, &body.name, &scopes).await?;
+    let kind = body.parsed_kind()?;
+    let limit = body.parsed_limit()?;
+    let key = match kind {
+        KeyKind::Publishable => {
+            state
+                .db
+                .create_publishable_key(tenant, &body.name, limit)
+                .await?
+        }
+        KeyKind::Secret => {
+            let scopes = body.parsed_scopes()?;
+            state
+                .db
+                .create_secret_key(tenant, &body.name, &scopes, limit)
+                .await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 

@@ -12,7 +12,9 @@ pub mod keys;
 pub mod ledger;
 pub mod reconciliation;
 pub mod revenue;
+pub mod segment;
 pub mod settings;
+pub mod snippet;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -25,6 +27,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(admin::router())
         .merge(events::router())
+        .merge(segment::router())
+        .merge(snippet::router())
         .merge(dead_events::router())
         .merge(channel_rules::router())
         .merge(webhooks::router())

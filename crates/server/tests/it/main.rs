@@ -4,6 +4,8 @@
 mod attribution;
 mod auth;
 mod browser;
+mod collect;
+mod collect_browser;
 mod common;
 mod dashboard;
 mod events;
@@ -14,6 +16,7 @@ mod input;
 mod ledger;
 mod payment_links;
 mod reconciliation;
+mod segment;
 mod settings;
 mod vendors;
 mod webhook_hardening;

@@ -66,3 +66,37 @@ async fn another_tenant_cannot_revoke_or_list_my_keys() {
     assert_eq!(tenants.len(), 2);
     assert!(tenants.iter().any(|x| x.tenant_id == a.tenant_id));
 }
+
+#[tokio::test]
+async fn the_database_keeps_publishable_keys_ingest_only() {
+    let t = TestDb::new().await;
+    let (tenant, _) = t.db.create_tenant("Shop").await.unwrap();
+    let key =
+        t.db.create_publishable_key(tenant.tenant_id, "web", None)
+            .await
+            .unwrap();
+    assert!(key.secret.starts_with("pk_") && key.secret.len() == 46);
+    let owner = t.db.find_key_owner(&key.secret).await.unwrap().unwrap();
+    assert_eq!(owner.kind, tally_store::tenants::KeyKind::Publishable);
+    assert_eq!(owner.scopes, [Scope::Ingest]);
+    assert_eq!(
+        owner.rate_limit,
+        Some(tally_store::tenants::KeyLimit::PUBLISHABLE_DEFAULT)
+    );
+
+    // Even the owner cannot widen it: a page's key must never read or administer.
+    let mut conn = crate::fixtures::owner(&t).await;
+    let mut tx = begin_for_tenant(&mut conn, tenant.tenant_id.0).await;
+    let widened = sqlx::query(
+        "UPDATE api_keys SET scopes = ARRAY['ingest', 'read'] WHERE kind = 'publishable'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(
+        widened
+            .to_string()
+            .contains("api_keys_publishable_ingest_only"),
+        "{widened}"
+    );
+}
