@@ -715,10 +715,16 @@ pub async fn recent_status(
     conn: &mut PgConnection,
     (since, until): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<RecentStatus, StoreError> {
-    let latest: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "SELECT DISTINCT ON (window_start, window_end) status, counts FROM reconciliation_runs
-         WHERE window_end > $1 AND window_start < $2
-         ORDER BY window_start, window_end, created_at DESC, id DESC",
+    // The latest run of each window, newest first.
+    type Latest = (String, serde_json::Value, DateTime<Utc>, DateTime<Utc>);
+    let latest: Vec<Latest> = sqlx::query_as(
+        "SELECT status, counts, window_start, window_end FROM (
+             SELECT DISTINCT ON (window_start, window_end) status, counts, window_start,
+                    window_end, created_at, id
+             FROM reconciliation_runs
+             WHERE window_end > $1 AND window_start < $2
+             ORDER BY window_start, window_end, created_at DESC, id DESC) l
+         ORDER BY created_at DESC, id DESC",
     )
     .bind(since)
     .bind(until)
@@ -733,7 +739,14 @@ pub async fn recent_status(
         .iter()
         .map(|s| (s.code().to_string(), 0))
         .collect();
-    for (_, c) in &latest {
+    // An order is in every run whose window holds it (a month's run and its days' runs): count
+    // each window's orders only where no newer succeeded run overlaps it.
+    let mut counted: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for (status, c, start, end) in &latest {
+        if status != "succeeded" || counted.iter().any(|(s, e)| s < end && start < e) {
+            continue;
+        }
+        counted.push((*start, *end));
         if let Some(map) = c.as_object() {
             for (k, v) in map {
                 *counts.entry(k.clone()).or_default() += v.as_i64().unwrap_or(0);
@@ -748,9 +761,13 @@ pub async fn recent_status(
     ]
     .iter()
     .any(|s| counts.get(*s).copied().unwrap_or(0) > 0);
-    let overall = if latest.iter().any(|(s, _)| s == "failed") {
+    let overall = if latest.iter().any(|(s, ..)| s == "failed") {
         "failed"
-    } else if latest.is_empty() || latest.iter().any(|(s, _)| s == "pending" || s == "running") {
+    } else if latest.is_empty()
+        || latest
+            .iter()
+            .any(|(s, ..)| s == "pending" || s == "running")
+    {
         "pending"
     } else if unsettled {
         "partial"

@@ -367,6 +367,27 @@ async fn every_item_status_from_hand_built_orders_and_a_rerun_changes_nothing() 
         )
         .await;
     assert_eq!(status["overall_status"], "partial", "{status}");
+    // A run of a wider window holds the day's orders too; they are counted once.
+    let day_orders: i64 = status["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    reconcile(&s, "2026-11-19", "2026-11-22").await;
+    let wider = s
+        .get(
+            &format!("/api/reconciliation/status?from={DAY}&to={NEXT}"),
+            StatusCode::OK,
+        )
+        .await;
+    let counted: i64 = wider["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, day_orders, "{wider}");
     let platforms = status["platforms"].as_array().unwrap();
     assert_eq!(platforms.len(), 2);
     let shopify = platforms
