@@ -8,6 +8,7 @@
 //! - [`idempotency`]: `Idempotency-Key` on the POSTs that create something.
 //! - [`routes`]: one module per resource, each exposing its own router.
 //! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
+//! - [`openapi`]: the served document, completed with the errors the shared layers answer.
 //! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod range;
 pub mod routes;
 pub mod state;

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod cursor;
 pub mod db;
 pub mod dead_events;
+pub mod doc;
 pub mod error;
 pub mod event_queries;
 pub mod events;

@@ -70,7 +70,15 @@ pub struct CreateKey {
     #[serde(default)]
     pub name: String,
     /// Any of `ingest`, `read`, `admin`.
+    #[schema(min_items = 1, inline, schema_with = scope_list)]
     pub scopes: Vec<String>,
+}
+
+fn scope_list() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(tally_store::doc::scopes())
+        .min_items(Some(1))
+        .build()
 }
 
 impl CreateKey {
@@ -131,7 +139,7 @@ async fn me(caller: Caller) -> Json<Me> {
 }
 
 /// This tenant's keys (scope `admin`).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("api_key" = ["admin"])), responses(
     (status = 200, body = Vec<KeyView>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json")
@@ -144,7 +152,7 @@ async fn list_keys(
 }
 
 /// Creates a key (scope `admin`); several keys may be valid at once, for rotation.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("api_key" = [])), request_body = CreateKey, responses(
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("api_key" = ["admin"])), request_body = CreateKey, responses(
     (status = 201, body = CreatedKey),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -159,7 +167,7 @@ async fn create_key(
 }
 
 /// Revokes a key (scope `admin`); it stops working at once.
-#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", tag = "keys", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", tag = "keys", security(("api_key" = ["admin"])),
     params(("key_id" = Uuid, Path)), responses(
     (status = 200, body = KeyView),
     (status = 404, body = Problem, content_type = "application/problem+json")

@@ -10,6 +10,7 @@ mod health;
 mod idempotency;
 mod input;
 mod ledger;
+mod openapi;
 mod payment_links;
 mod reconciliation;
 mod settings;
