@@ -3,7 +3,8 @@
 //! - [`cluster`]: the PostgreSQL server Tally starts itself when no `DATABASE_URL` is given.
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
 //! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
-//! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`webhooks`]: payment webhook endpoints and their delivery inbox; [`secrets`]: their
+//!   signing secrets, sealed at rest.
 //! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
@@ -34,6 +35,7 @@ pub mod live;
 pub mod recompute;
 pub mod reconciliation;
 pub mod rollups;
+pub mod secrets;
 pub mod settings;
 pub mod tenants;
 #[cfg(feature = "testing")]
