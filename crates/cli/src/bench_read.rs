@@ -42,7 +42,8 @@ fn month_start() -> DateTime<Utc> {
         .to_utc()
 }
 
-pub async fn run(db: &Database, opts: &Options) -> anyhow::Result<()> {
+pub async fn run(opened: &crate::database::Opened, opts: &Options) -> anyhow::Result<()> {
+    let db = &opened.db;
     println!(
         "tally bench read: {} events for one tenant + {} tenants × {} over {} days, {} clients",
         opts.events, opts.tenants, opts.other_events, opts.days, opts.clients
@@ -66,6 +67,7 @@ pub async fn run(db: &Database, opts: &Options) -> anyhow::Result<()> {
         load_month(db, tenant, events, opts.days, seed as u64, &bar).await?;
     }
     bar.finish();
+    opened.analyze_bulk_load().await?;
     println!(
         "setup: {total} events inserted in {:.1} s",
         started.elapsed().as_secs_f64()

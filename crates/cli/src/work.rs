@@ -302,7 +302,7 @@ pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 seconds: args.seconds,
                 ab_events: args.ab_events,
             };
-            let result = crate::bench_read::run(&opened.db, &options).await;
+            let result = crate::bench_read::run(&opened, &options).await;
             opened.shutdown();
             return result;
         }
@@ -336,6 +336,7 @@ async fn bench_recompute(args: &BenchAttributionArgs) -> anyhow::Result<()> {
     let mut tx = db.tenant_tx(tenant).await?;
     tally_worker::bench::insert_events(&mut tx, tenant, &events).await?;
     tx.commit().await?;
+    opened.analyze_bulk_load().await?;
     println!(
         "recompute: inserted {} events ({conversions} conversions) for tenant {tenant} in {:.2} s",
         events.len(),

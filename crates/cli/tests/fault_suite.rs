@@ -368,6 +368,7 @@ async fn postgres_restart_and_ten_second_outage_under_load() {
         owner_url: pg.url(cluster::OWNER, cluster::DATABASE),
         role_password: None,
         max_connections: 4,
+        secrets: Default::default(),
     };
     Database::migrate(&cfg).await.unwrap();
     let db = Database::connect(&cfg).await.unwrap();

@@ -1,8 +1,10 @@
 //! The README's path end to end: `tally serve` with no DATABASE_URL starts its own PostgreSQL,
-//! `tally tenant create` prints a key that the API accepts, SIGTERM stops both cleanly, and a
-//! restart finds the data again.
+//! `tally tenant create` prints a key that the API accepts, webhook secrets are sealed with a
+//! key file of the data directory (a wrong key is refused at start-up), SIGTERM stops both
+//! cleanly, and a restart finds the data again.
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -97,6 +99,19 @@ async fn serve_manages_its_own_postgres_and_tenant_keys_work() {
         .unwrap();
     assert_eq!(me["tenant_id"], created["tenant"]["tenant_id"]);
 
+    // Webhook secrets are sealed with a key generated into the data directory, readable by
+    // Tally's user alone.
+    let endpoint = reqwest::Client::new()
+        .post(format!("{base}/v1/webhook-endpoints"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"source": "stripe", "secret": "whsec_0123456789abcdefghij"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endpoint.status(), 201);
+    let key_file = std::fs::metadata(data.join("secret.key")).unwrap();
+    assert_eq!(key_file.permissions().mode() & 0o777, 0o600);
+
     // Another data directory pointed at the same port must not use this cluster.
     let elsewhere = dir.path().join("elsewhere");
     let out = tally(&elsewhere, pg_port, api_port)
@@ -118,6 +133,20 @@ async fn serve_manages_its_own_postgres_and_tenant_keys_work() {
     assert!(
         !data.join("pg/postmaster.pid").exists(),
         "PostgreSQL stopped with Tally"
+    );
+
+    // Another key does not open the stored secrets: a clear refusal at start-up, not
+    // deliveries failing later.
+    let out = tally(&data, pg_port, api_port)
+        .env("TALLY_SECRET_KEY", format!("{}=", "A".repeat(43)))
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with the wrong key");
+    assert!(
+        stderr.contains("TALLY_SECRET_KEY") && stderr.contains("was sealed with key"),
+        "{stderr}"
     );
 
     // Restart: the cluster is reused and the tenant is still there.

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::metrics as app_metrics;
 use crate::state::AppState;
-use crate::{context, dashboard, routes};
+use crate::{context, dashboard, openapi, routes};
 use axum::Router;
 use axum::extract::Request;
 use axum::extract::State;
@@ -15,17 +15,14 @@ use axum::routing::get;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use utoipa::openapi::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The largest request body accepted anywhere (a batch is ≤ 1 MiB; this leaves room for the
 /// batch endpoint to answer with its own precise 413).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn build_router(state: AppState) -> Router {
-    let (api, mut doc) = routes::api().split_for_parts();
-    document(&mut doc);
-    let doc = Arc::new(doc);
+    let (api, doc) = routes::api().split_for_parts();
+    let doc = Arc::new(openapi::document(doc));
     api.route(
         "/openapi.json",
         get(move || {
@@ -79,23 +76,6 @@ async fn limit_uri(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
-}
-
-fn document(doc: &mut OpenApi) {
-    doc.info.title = "Tally".into();
-    // The workspace's version, which `tally --version` prints too: one number for one release.
-    doc.info.version = env!("CARGO_PKG_VERSION").into();
-    doc.info.description =
-        Some("Multi-tenant revenue attribution. Errors are RFC 7807 problem documents.".into());
-    let components = doc.components.get_or_insert_with(Default::default);
-    let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
-    components.add_security_scheme("api_key", bearer());
-    components.add_security_scheme("operator_token", bearer());
-    // Segment's webhook destinations send the key as the Basic user name (empty password).
-    components.add_security_scheme(
-        "basic",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-    );
 }
 
 /// Renders the registry; gauges that live in the database are read at scrape time, so every

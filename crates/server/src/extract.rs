@@ -13,7 +13,9 @@ use tally_core::event::codes;
 use tally_core::pointer::{self, Segment};
 
 /// JSON body: wrong content type → 415, malformed → 400, a NUL anywhere or the wrong shape →
-/// 422 with the member's pointer.
+/// 422 with the member's pointer. Every body read this way is an object: serde would also fill
+/// a struct from an array of its fields in order (`[null, null]` passed as a rotation), so
+/// anything else is refused before it gets the chance.
 ///
 /// The body is parsed into a [`Value`] first so that the NUL check sees every string and member
 /// name, including those a typed body would ignore or reject later.
@@ -25,6 +27,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
         refuse_nul(&value)?;
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(
+                "the body must be a JSON object",
+                vec![FieldError {
+                    pointer: String::new(),
+                    code: codes::INVALID_TYPE.into(),
+                    message: "must be an object".into(),
+                }],
+            ));
+        }
         serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| {

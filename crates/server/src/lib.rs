@@ -10,6 +10,7 @@
 //! - [`routes`]: one module per resource, each exposing its own router.
 //! - [`range`]: the read APIs' time windows (instants or local dates, checked granularity).
 //! - [`dashboard`]: the web dashboard at `/`, its assets and sign-in sessions.
+//! - [`openapi`]: the served document, completed with the errors the shared layers answer.
 //! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod range;
 pub mod routes;
 pub mod state;

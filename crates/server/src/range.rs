@@ -49,6 +49,23 @@ pub struct Window {
     pub to: DateTime<Utc>,
 }
 
+/// The schema of `from`/`to`: an RFC 3339 instant or a plain date. The alignment and order
+/// checks depend on the tenant's time zone and on the other bound, so no schema states them.
+pub fn bound_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let formatted = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    utoipa::openapi::schema::Schema::OneOf(
+        OneOfBuilder::new()
+            .item(formatted(KnownFormat::DateTime))
+            .item(formatted(KnownFormat::Date))
+            .build(),
+    )
+}
+
 /// The earliest and latest instants a window may name: PostgreSQL's range is wider, but money
 /// before 1970 or after 9999 is a typo, and bounding them keeps every date function total.
 const EARLIEST: i64 = 0;

@@ -29,12 +29,15 @@ pub struct DbConfig {
     /// set on the roles at migration time.
     pub role_password: Option<String>,
     pub max_connections: u32,
+    /// The keys webhook signing secrets are sealed with (none: stored as given).
+    pub secrets: crate::secrets::SecretKeys,
 }
 
 #[derive(Clone)]
 pub struct Database {
     pub(crate) app: PgPool,
     operator: PgPool,
+    pub(crate) secrets: crate::secrets::SecretKeys,
 }
 
 impl Database {
@@ -63,7 +66,11 @@ impl Database {
     pub async fn connect(cfg: &DbConfig) -> Result<Self, StoreError> {
         let app = pool_as(cfg, APP_ROLE, cfg.max_connections).await?;
         let operator = pool_as(cfg, OPERATOR_ROLE, 4).await?;
-        Ok(Self { app, operator })
+        Ok(Self {
+            app,
+            operator,
+            secrets: cfg.secrets.clone(),
+        })
     }
 
     /// The pool of the runtime role; prefer [`Database::tenant_tx`] for tenant data.

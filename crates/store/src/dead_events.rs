@@ -29,8 +29,9 @@ pub struct DeadEvent {
     pub error_code: String,
     #[schema(value_type = Vec<Object>)]
     pub errors: serde_json::Value,
-    /// The submitted payload with personal data removed.
-    #[schema(value_type = Object)]
+    /// The submitted payload with personal data removed; any JSON value, since a batch item
+    /// that was not an object (even `null`) is kept as sent.
+    #[schema(value_type = Value)]
     pub payload: serde_json::Value,
     pub event_id: Option<String>,
     pub correlation_id: String,
@@ -47,8 +48,12 @@ pub struct DeadEvent {
 #[serde(deny_unknown_fields)]
 pub struct DeadEventFilter {
     /// `open` (default for replay), `replayed`, `discarded` or `superseded`.
+    #[param(inline)]
+    #[schema(inline)]
     pub status: Option<DeadEventStatus>,
     pub error_code: Option<String>,
+    #[param(inline)]
+    #[schema(inline)]
     pub source: Option<DeadEventSource>,
     #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]
     pub from: Option<DateTime<Utc>>,

@@ -50,10 +50,10 @@ pub struct EventFilter {
     /// One of the event types (`page_view`, ..., `purchase`, ...); another value is a 400 that
     /// lists them.
     #[serde(rename = "type")]
-    #[param(rename = "type", value_type = Option<String>)]
+    #[param(rename = "type", schema_with = crate::doc::event_types)]
     pub event_type: Option<EventType>,
     /// `touch` or `conversion`.
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = crate::doc::event_kinds)]
     pub kind: Option<EventKind>,
     pub channel: Option<String>,
     pub session_id: Option<String>,

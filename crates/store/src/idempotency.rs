@@ -59,6 +59,23 @@ impl crate::Database {
     }
 }
 
+impl crate::Database {
+    /// Deletes up to `batch` keys older than the retention (24 hours; migration 0120's
+    /// policies decide which rows the operator role may see and delete, so that no caller can
+    /// prune a key early). Returns how many went.
+    pub async fn prune_idempotency_keys(&self, batch: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys i
+             USING (SELECT tenant_id, route, key FROM idempotency_keys LIMIT $1) old
+             WHERE (i.tenant_id, i.route, i.key) = (old.tenant_id, old.route, old.key)",
+        )
+        .bind(batch)
+        .execute(self.operator_pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 /// Stores the answer for a claimed key and commits, releasing it.
 pub async fn record(
     mut tx: TenantTx,

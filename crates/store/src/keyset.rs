@@ -15,10 +15,20 @@ use sqlx::{FromRow, Postgres, QueryBuilder};
 macro_rules! filter_values {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
         pub enum $name {
             $(#[serde(rename = $code)] $variant),+
         }
+
+        // Written out because utoipa's derive does not see a `serde(rename)` whose literal
+        // comes from a macro argument: it documented `Api` where the API takes `api`.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::doc::one_of([$($code),+]).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             pub fn as_str(self) -> &'static str {

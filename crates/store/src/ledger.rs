@@ -67,7 +67,9 @@ pub struct NewPosting {
 #[serde(deny_unknown_fields)]
 pub struct LedgerFilter {
     pub order_id: Option<String>,
+    #[param(inline)]
     pub source: Option<LedgerSource>,
+    #[param(inline)]
     pub entry_type: Option<EntryTypeFilter>,
     /// Inclusive lower bound on `occurred_at`.
     #[serde(default, deserialize_with = "tally_core::time::optional_rfc3339")]

@@ -3,7 +3,8 @@
 //! - [`cluster`]: the PostgreSQL server Tally starts itself when no `DATABASE_URL` is given.
 //! - [`db`]: pools per role, embedded migrations (`migrations/`), tenant-scoped transactions.
 //! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
-//! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
+//! - [`webhooks`]: payment webhook endpoints and their delivery inbox; [`secrets`]: their
+//!   signing secrets, sealed at rest.
 //! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod cursor;
 pub mod db;
 pub mod dead_events;
+pub mod doc;
 pub mod error;
 pub mod event_queries;
 pub mod events;
@@ -34,6 +36,7 @@ pub mod live;
 pub mod recompute;
 pub mod reconciliation;
 pub mod rollups;
+pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod tenants;

@@ -85,13 +85,27 @@ const ITEM_COLUMNS: &str = "order_id, status, conversion_id, tracked_at, tracked
     verified_currency::text AS verified_currency, paid_cents, reversed_cents, postings, \
     difference_cents, first_posting_at";
 
+/// The states of a run, and what started it (the `status` and `trigger` filters' values).
+pub const RUN_STATUSES: &[&str] = &["pending", "running", "succeeded", "failed"];
+pub const RUN_TRIGGERS: &[&str] = &["manual", "automatic", "nightly"];
+
+fn run_statuses() -> utoipa::openapi::schema::Object {
+    crate::doc::one_of(RUN_STATUSES.iter().copied())
+}
+
+fn run_triggers() -> utoipa::openapi::schema::Object {
+    crate::doc::one_of(RUN_TRIGGERS.iter().copied())
+}
+
 /// Filters of `GET /v1/reconciliation/runs`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RunFilter {
     /// `pending`, `running`, `succeeded` or `failed`.
+    #[param(schema_with = run_statuses)]
     pub status: Option<String>,
     /// `manual`, `automatic` or `nightly`.
+    #[param(schema_with = run_triggers)]
     pub trigger: Option<String>,
     /// With `to`: only runs whose window contains `[from, to)` (a run of exactly that window,
     /// or of a wider one). An RFC 3339 instant on a local hour, or a date (midnight in the
@@ -100,6 +114,7 @@ pub struct RunFilter {
     /// With `from`: the range's end (exclusive), like `from`.
     pub to: Option<String>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -556,8 +571,10 @@ async fn insert_items(
 #[into_params(parameter_in = Query)]
 pub struct ItemFilter {
     /// One item status (`matched`, `amount_mismatch`, ...).
+    #[param(schema_with = crate::doc::item_statuses)]
     pub status: Option<String>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -99,28 +99,30 @@ impl TenantSettings {
 /// A settings change (JSON merge patch): members present are changed, absent ones kept, unknown
 /// ones refused; `null` is refused too, as no setting can be unset.
 #[derive(Debug, Default, Clone, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// ISO 4217, e.g. `EUR` (any case; stored upper case).
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", schema_with = crate::doc::currencies)]
     pub currency: Option<String>,
     /// IANA `Area/Location` (e.g. `Europe/Berlin`) or `UTC`; abbreviations like `CET` and
     /// aliases like `US/Eastern` or `Etc/GMT+1` are refused.
-    #[schema(example = "Europe/Berlin")]
+    #[schema(example = "Europe/Berlin", nullable = false)]
     pub time_zone: Option<String>,
-    #[schema(minimum = 1, maximum = 365)]
+    #[schema(nullable = false, minimum = 1, maximum = 365)]
     pub lookback_days: Option<i32>,
-    #[schema(minimum = 1, maximum = 8760)]
+    #[schema(nullable = false, minimum = 1, maximum = 8760)]
     pub time_decay_half_life_hours: Option<f64>,
-    #[schema(minimum = 1, maximum = 3)]
+    #[schema(nullable = false, minimum = 1, maximum = 3)]
     pub markov_order: Option<i32>,
     /// One of `first_touch`, `last_touch`, `last_non_direct`, `linear`, `position_based`,
     /// `time_decay`, `markov`, `shapley`.
+    #[schema(schema_with = crate::doc::models)]
     pub default_model: Option<String>,
-    #[schema(minimum = 1, maximum = 1000000000)]
+    #[schema(nullable = false, minimum = 1, maximum = 1000000000)]
     pub rate_limit_per_minute: Option<i32>,
-    #[schema(minimum = 1, maximum = 1000000000)]
+    #[schema(nullable = false, minimum = 1, maximum = 1000000000)]
     pub rate_limit_burst: Option<i32>,
-    #[schema(minimum = 0, maximum = 8760)]
+    #[schema(nullable = false, minimum = 0, maximum = 8760)]
     pub reconciliation_grace_hours: Option<i32>,
     /// Exact origins, e.g. `https://shop.example` or `http://localhost:3000`: scheme, host and
     /// a non-default port only (no path, no trailing slash, no wildcard); at most 100.

@@ -5,6 +5,7 @@
 use crate::TenantId;
 use crate::cluster::{self, ClusterOptions, Durability, LocalCluster};
 use crate::db::{Database, DbConfig, bootstrap_managed, set_tenant};
+use crate::secrets::{SecretKey, SecretKeys};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Transaction};
 use std::sync::OnceLock;
 use uuid::Uuid;
@@ -53,6 +54,7 @@ fn shared() -> &'static Shared {
                         owner_url,
                         role_password: None,
                         max_connections: 1,
+                        secrets: Default::default(),
                     })
                     .await
                 })
@@ -100,6 +102,12 @@ impl TestDb {
             owner_url: cluster.url(cluster::OWNER, &name),
             role_password: None,
             max_connections: 16,
+            // Every test database seals webhook secrets, so every delivery test verifies
+            // through sealed secrets.
+            secrets: SecretKeys::new(
+                Some(SecretKey::parse(&SecretKey::generate()).unwrap()),
+                None,
+            ),
         };
         let db = Database::connect(&cfg)
             .await

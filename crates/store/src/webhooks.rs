@@ -310,6 +310,8 @@ impl Database {
             "paypal" => None,
             _ => Some(new.secret.unwrap_or_else(generate_secret)),
         };
+        let endpoint_id = Uuid::now_v7();
+        let sealed = secret.as_deref().map(|s| self.secrets.seal(endpoint_id, s));
         let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_endpoints (tenant_id, endpoint_id, source, description, secret,
@@ -318,10 +320,10 @@ impl Database {
              RETURNING {ENDPOINT_COLUMNS}"
         )))
         .bind(tenant)
-        .bind(Uuid::now_v7())
+        .bind(endpoint_id)
         .bind(&new.source)
         .bind(&new.description)
-        .bind(&secret)
+        .bind(&sealed)
         .bind(&new.paypal_webhook_id)
         .bind(&new.paypal_certificate_pem)
         .bind(&new.order_id_prefix)
@@ -410,7 +412,7 @@ impl Database {
         )))
         .bind(endpoint_id)
         .bind(grace)
-        .bind(&secret)
+        .bind(self.secrets.seal(endpoint_id, &secret))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -474,18 +476,87 @@ impl Database {
         .await?;
         tx.commit().await?;
         let Some(r) = row else { return Ok(None) };
+        // A secret that does not open is refused at start-up (`seal_webhook_secrets`); one
+        // altered since fails this delivery as unavailable, never as a bad signature.
+        let open = |column: &str| -> Result<Option<String>, StoreError> {
+            let stored: Option<String> = r.try_get(column)?;
+            stored
+                .map(|s| self.secrets.open(endpoint_id, &s))
+                .transpose()
+                .map_err(|e| {
+                    tracing::error!(error = %e, "a webhook secret cannot be opened");
+                    StoreError::Unavailable(e.to_string())
+                })
+        };
         Ok(Some(EndpointKeys {
             tenant_id: r.try_get("tenant_id")?,
             endpoint_id: r.try_get("endpoint_id")?,
             source: r.try_get("source")?,
             active: r.try_get("active")?,
-            secret: r.try_get("secret")?,
-            previous_secret: r.try_get("previous_secret")?,
+            secret: open("secret")?,
+            previous_secret: open("previous_secret")?,
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
             paypal_webhook_id: r.try_get("paypal_webhook_id")?,
             paypal_certificate_pem: r.try_get("paypal_certificate_pem")?,
             order_id_prefix: r.try_get("order_id_prefix")?,
         }))
+    }
+
+    /// Checks that every stored signing secret opens with this process's keys, and seals under
+    /// the current key those that are not yet (stored before encryption, or under the key being
+    /// replaced). Run at start-up, before serving: a wrong key is a clear error here rather than
+    /// every delivery failing later. Returns how many values were sealed.
+    pub async fn seal_webhook_secrets(&self) -> Result<usize, StoreError> {
+        let mut sealed = 0;
+        for tenant in self.list_tenants().await? {
+            let mut tx = self.tenant_tx(tenant.tenant_id).await?;
+            let rows = sqlx::query(
+                "SELECT endpoint_id, secret, previous_secret FROM webhook_endpoints
+                 WHERE secret IS NOT NULL OR previous_secret IS NOT NULL
+                 ORDER BY endpoint_id FOR UPDATE",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let endpoint_id: Uuid = r.try_get("endpoint_id")?;
+                let reseal = |column: &str| -> Result<Option<String>, StoreError> {
+                    let stored: Option<String> = r.try_get(column)?;
+                    Ok(match stored {
+                        Some(s) => self.resealed(endpoint_id, &s)?,
+                        None => None,
+                    })
+                };
+                let (secret, previous) = (reseal("secret")?, reseal("previous_secret")?);
+                if secret.is_none() && previous.is_none() {
+                    continue;
+                }
+                sealed += usize::from(secret.is_some()) + usize::from(previous.is_some());
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET secret = COALESCE($2, secret),
+                         previous_secret = COALESCE($3, previous_secret)
+                     WHERE endpoint_id = $1",
+                )
+                .bind(endpoint_id)
+                .bind(secret)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(sealed)
+    }
+
+    /// What to store instead of `stored` (`None`: keep it), once it is known to open.
+    fn resealed(&self, endpoint: Uuid, stored: &str) -> Result<Option<String>, StoreError> {
+        let plain = self
+            .secrets
+            .open(endpoint, stored)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok(self
+            .secrets
+            .needs_sealing(stored)
+            .then(|| self.secrets.seal(endpoint, &plain)))
     }
 
     /// Records a verified delivery and what it carried, all or nothing, acting for `tenant`.

@@ -301,12 +301,13 @@ async fn heartbeat(db: Database, job: ClaimedJob, lease: Duration) {
     }
 }
 
-/// Succeeded jobs deleted per statement: a round over a large backlog (the first after an upgrade,
-/// or after a long outage) stays a series of short transactions.
+/// Rows deleted per statement: a round over a large backlog (the first after an upgrade, or
+/// after a long outage) stays a series of short transactions.
 const PRUNE_BATCH: i64 = 10_000;
 
-/// Deletes succeeded jobs past `retention` every `interval`. Every worker process runs one; rounds
-/// that overlap take disjoint rows (see [`Database::prune_succeeded_jobs`]), so that is harmless.
+/// Every `interval`, deletes succeeded jobs past `retention` and idempotency keys past theirs
+/// (24 hours, fixed by the database). Every worker process runs one; rounds that overlap are
+/// harmless (see [`Database::prune_succeeded_jobs`]; a key deleted twice is deleted once).
 async fn prune(
     db: Database,
     retention: Duration,
@@ -314,28 +315,44 @@ async fn prune(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let mut deleted = 0;
-        let outcome = loop {
-            match db.prune_succeeded_jobs(retention, PRUNE_BATCH).await {
-                // A short batch: nothing old is left (or another worker is deleting the rest).
-                Ok(n) if n < PRUNE_BATCH as u64 => break Ok(deleted + n),
-                Ok(n) => deleted += n,
-                Err(e) => break Err((deleted, e)),
-            }
-        };
-        match outcome {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "pruned succeeded jobs"),
-            Err((deleted, e)) => tracing::warn!(
-                deleted,
-                error = %e,
-                "pruning succeeded jobs failed; trying again next interval"
-            ),
-        }
+        drain("succeeded jobs", || {
+            db.prune_succeeded_jobs(retention, PRUNE_BATCH)
+        })
+        .await;
+        drain("expired idempotency keys", || {
+            db.prune_idempotency_keys(PRUNE_BATCH)
+        })
+        .await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Runs `batch` until a short batch says nothing old is left (or another worker is deleting
+/// the rest), and logs what went.
+async fn drain<F, Fut>(what: &str, batch: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, tally_store::StoreError>>,
+{
+    let mut deleted = 0;
+    let outcome = loop {
+        match batch().await {
+            Ok(n) if n < PRUNE_BATCH as u64 => break Ok(deleted + n),
+            Ok(n) => deleted += n,
+            Err(e) => break Err(e),
+        }
+    };
+    match outcome {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "pruned {what}"),
+        Err(e) => tracing::warn!(
+            deleted,
+            error = %e,
+            "pruning {what} failed; trying again next interval"
+        ),
     }
 }
 

@@ -2,6 +2,7 @@
 //! vendor signs it (`tally_payments::testing`), over bodies shaped like the vendor's.
 
 mod fixtures;
+mod fuzz;
 mod ledger;
 mod parse;
 mod references;

@@ -59,7 +59,7 @@ fn window_error(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
 /// Schedules a recompute of `[from, to)` with every model (scope `admin`). Scheduling a window
 /// that already has a pending run returns that run.
 #[utoipa::path(post, path = "/v1/attribution/recompute", tag = "attribution",
-    security(("api_key" = [])), request_body = RecomputeRequest, responses(
+    security(("api_key" = ["admin"])), request_body = RecomputeRequest, responses(
         (status = 202, body = RecomputeJob),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -86,7 +86,7 @@ async fn request_recompute(
 
 /// A recompute window's state (scope `read`).
 #[utoipa::path(get, path = "/v1/attribution/jobs/{id}", tag = "attribution",
-    security(("api_key" = [])), params(("id" = Uuid, Path)), responses(
+    security(("api_key" = ["read"])), params(("id" = Uuid, Path)), responses(
         (status = 200, body = RecomputeJob),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")
@@ -106,10 +106,13 @@ async fn recompute_status(
 pub struct ChannelsQuery {
     /// Start (inclusive): an RFC 3339 instant on an hour of the tenant's time zone, or a date
     /// (local midnight). Unaligned bounds are refused with the granularity, never rounded.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub from: String,
     /// End (exclusive), like `from`.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub to: String,
     /// One model (`first_touch`, ..., `shapley`); all eight side by side when absent.
+    #[param(schema_with = tally_store::doc::models)]
     pub model: Option<String>,
 }
 
@@ -162,7 +165,7 @@ pub struct ChannelReport {
 
 /// Revenue, conversions, claimed and verified per channel over `[from, to)` (scope `read`).
 #[utoipa::path(get, path = "/v1/attribution/channels", tag = "attribution",
-    security(("api_key" = [])), params(ChannelsQuery), responses(
+    security(("api_key" = ["read"])), params(ChannelsQuery), responses(
         (status = 200, body = ChannelReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -327,7 +330,7 @@ pub struct ConversionAttribution {
 /// One conversion's journey and its split under each model (scope `read`). `event_id` is
 /// Tally's id or the client's event id.
 #[utoipa::path(get, path = "/v1/attribution/conversions/{event_id}", tag = "attribution",
-    security(("api_key" = [])), params(("event_id" = String, Path)), responses(
+    security(("api_key" = ["read"])), params(("event_id" = String, Path)), responses(
         (status = 200, body = ConversionAttribution),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")

@@ -29,7 +29,7 @@ pub struct Rules {
 }
 
 /// The rules that map UTM tags, click ids and referrers to channels.
-#[utoipa::path(get, path = "/v1/channel-rules", tag = "channels", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/channel-rules", tag = "channels", security(("api_key" = ["admin"])), responses(
     (status = 200, body = Rules),
     (status = 403, body = Problem, content_type = "application/problem+json")
 ))]
@@ -43,10 +43,39 @@ async fn list(
     }))
 }
 
+/// A channel rule as sent: it matches on exactly one of `click_id`; `utm_source` and/or
+/// `utm_medium`; `referrer_host` (otherwise 422).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "a schema only: rules are read as tally_core's ChannelRule"
+)]
+struct RuleBody {
+    /// Lower is tried first.
+    priority: i32,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    /// `example.com` (and subdomains) or `name.*` (any top-level domain).
+    referrer_host: Option<String>,
+    #[schema(schema_with = click_ids)]
+    click_id: Option<String>,
+    #[schema(schema_with = channel_codes)]
+    channel_code: String,
+}
+
+fn click_ids() -> utoipa::openapi::schema::Object {
+    tally_store::doc::one_of(tally_core::channel::ClickIdKind::ALL.map(|k| k.as_str()))
+}
+
+fn channel_codes() -> utoipa::openapi::schema::Object {
+    tally_store::doc::one_of(tally_core::channel::TAXONOMY.iter().map(|e| e.code))
+}
+
 /// Adds a rule, e.g. `{"priority": 150, "utm_source": "partnerx", "channel_code": "affiliate"}`.
 /// Applies to events received from now on (and to replays); stored events keep their channel.
-#[utoipa::path(post, path = "/v1/channel-rules", tag = "channels", security(("api_key" = [])),
-    request_body(content = Object), responses(
+#[utoipa::path(post, path = "/v1/channel-rules", tag = "channels", security(("api_key" = ["admin"])),
+    request_body(content = RuleBody), responses(
     (status = 201, body = TenantRule),
     (status = 409, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json")
@@ -72,7 +101,7 @@ async fn add(
 }
 
 /// Removes one of this tenant's rules.
-#[utoipa::path(delete, path = "/v1/channel-rules/{rule_id}", tag = "channels", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/channel-rules/{rule_id}", tag = "channels", security(("api_key" = ["admin"])),
     params(("rule_id" = Uuid, Path)), responses(
     (status = 204),
     (status = 404, body = Problem, content_type = "application/problem+json")

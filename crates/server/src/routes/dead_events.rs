@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use tally_store::cursor::Page;
+use tally_store::cursor::{Page, PageRequest};
 use tally_store::dead_events::{DeadEvent, DeadEventFilter, mark_replayed, note_failed_replay};
 use tally_store::events::{NewEvent, ingest_events};
 use tally_store::{Database, TenantId};
@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Dead letters, newest first (scope `read`).
-#[utoipa::path(get, path = "/v1/dead-events", tag = "dead-events", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/dead-events", tag = "dead-events", security(("api_key" = ["read"])),
     params(DeadEventFilter), responses(
         (status = 200, body = Page<DeadEvent>),
         (status = 400, body = Problem, content_type = "application/problem+json")
@@ -66,7 +66,7 @@ pub struct BulkReplay {
 }
 
 /// Replays one open dead letter (scope `ingest`).
-#[utoipa::path(post, path = "/v1/dead-events/{id}/replay", tag = "dead-events", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/dead-events/{id}/replay", tag = "dead-events", security(("api_key" = ["ingest"])),
     params(("id" = Uuid, Path)), responses(
         (status = 200, body = ReplayResult),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -81,9 +81,9 @@ async fn replay_one(
     Ok(Json(results.remove(0)))
 }
 
-/// Replays open dead letters matching a filter, oldest first, at most 1000 per call
-/// (scope `ingest`).
-#[utoipa::path(post, path = "/v1/dead-events/replay", tag = "dead-events", security(("api_key" = [])),
+/// Replays open dead letters matching a filter, oldest first: `limit` of them (1–500), or 1000
+/// without one; call again for the rest (scope `ingest`).
+#[utoipa::path(post, path = "/v1/dead-events/replay", tag = "dead-events", security(("api_key" = ["ingest"])),
     request_body = DeadEventFilter, responses(
         (status = 200, body = BulkReplay),
         (status = 422, body = Problem, content_type = "application/problem+json")
@@ -93,6 +93,9 @@ async fn replay_bulk(
     caller: Authorized<scope::Ingest>,
     Json(filter): Json<DeadEventFilter>,
 ) -> Result<Json<BulkReplay>, ApiError> {
+    // The body is the listing's filter, refused where the listing refuses it (a `limit` of 0
+    // replayed 1000 before).
+    PageRequest::parse(filter.limit, filter.cursor.as_deref())?;
     let results = replay(&state, caller.tenant_id, Selection::Matching(filter)).await?;
     let still_invalid = results
         .iter()
@@ -106,7 +109,7 @@ async fn replay_bulk(
 }
 
 /// Discards an open dead letter: kept for the record, never replayed (scope `ingest`).
-#[utoipa::path(post, path = "/v1/dead-events/{id}/discard", tag = "dead-events", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/dead-events/{id}/discard", tag = "dead-events", security(("api_key" = ["ingest"])),
     params(("id" = Uuid, Path)), responses(
         (status = 200, body = DeadEvent),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -162,7 +165,8 @@ async fn replay(
             vec![d]
         }
         Selection::Matching(filter) => {
-            Database::lock_open_dead_events(&mut tx, &filter, MAX_BULK_REPLAY).await?
+            let limit = filter.limit.map_or(MAX_BULK_REPLAY, i64::from);
+            Database::lock_open_dead_events(&mut tx, &filter, limit).await?
         }
     };
     let mut results = Vec::with_capacity(dead.len());

@@ -135,10 +135,16 @@ impl From<EndpointWithSecret> for EndpointSecretView {
     }
 }
 
+/// The payment vendors Tally verifies and parses.
+pub fn sources() -> utoipa::openapi::schema::Object {
+    tally_store::doc::one_of(tally_payments::Source::ALL.map(|s| s.as_str()))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// `shopify`, `stripe`, `paypal` or `woocommerce`.
+    #[schema(schema_with = sources)]
     pub source: String,
     #[serde(default)]
     pub description: String,
@@ -167,7 +173,7 @@ pub struct RotateEndpoint {
 }
 
 /// This tenant's webhook endpoints with their health (scope `admin`).
-#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = ["admin"])),
     responses(
         (status = 200, body = Vec<ListedEndpointView>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -182,7 +188,7 @@ async fn list_endpoints(
 }
 
 /// Creates an endpoint for one vendor (scope `admin`); the answer holds its secret, once.
-#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = ["admin"])),
     request_body = CreateEndpoint, responses(
         (status = 201, body = EndpointSecretView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -226,7 +232,7 @@ async fn create_endpoint(
 
 /// Replaces an endpoint's secret (scope `admin`); the old one verifies for a grace period.
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{endpoint_id}/rotate", tag = "webhooks",
-    security(("api_key" = [])), params(("endpoint_id" = Uuid, Path)), request_body = RotateEndpoint,
+    security(("api_key" = ["admin"])), params(("endpoint_id" = Uuid, Path)), request_body = RotateEndpoint,
     responses(
         (status = 200, body = EndpointSecretView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -250,7 +256,7 @@ async fn rotate_endpoint(
 
 /// Stops an endpoint accepting deliveries (scope `admin`); its history stays.
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{endpoint_id}/disable", tag = "webhooks",
-    security(("api_key" = [])), params(("endpoint_id" = Uuid, Path)), responses(
+    security(("api_key" = ["admin"])), params(("endpoint_id" = Uuid, Path)), responses(
         (status = 200, body = EndpointView),
         (status = 404, body = Problem, content_type = "application/problem+json")
     ))]

@@ -108,7 +108,7 @@ pub struct SingleResult {
 
 /// Records one event. 201 when stored, 200 when it is an exact re-send (`duplicate`), 409 when
 /// its `event_id` is taken by a different payload, 422 when invalid (then dead-lettered).
-#[utoipa::path(post, path = "/v1/events", tag = "events", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/events", tag = "events", security(("api_key" = ["ingest"])),
     request_body = EventBody,
     responses(
         (status = 201, body = SingleResult), (status = 200, body = SingleResult),
@@ -228,7 +228,7 @@ pub struct BatchResponse {
 /// it is not a batch (400/413/415), is over the rate limit (429, nothing written) or the
 /// database is unavailable (503, retry it whole); otherwise each event gets its own result, and
 /// an event the database refuses is `refused` without failing the others.
-#[utoipa::path(post, path = "/v1/events/batch", tag = "events", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", security(("api_key" = ["ingest"])),
     request_body(content = BatchBody, description = "`{\"events\": [...]}` or a bare JSON array of events"),
     responses(
         (status = 200, body = BatchResponse),
@@ -288,7 +288,7 @@ impl From<Vec<EventResult>> for BatchResponse {
 }
 
 /// This tenant's events, newest first, with filters and a keyset cursor (scope `read`).
-#[utoipa::path(get, path = "/v1/events", tag = "events", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("api_key" = ["read"])),
     params(EventFilter), responses(
         (status = 200, body = Page<StoredEvent>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -303,7 +303,7 @@ async fn list_events(
 }
 
 /// One event by Tally's id or the client's `event_id` (scope `read`).
-#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", security(("api_key" = ["read"])),
     params(("id" = String, Path, description = "Tally's id or the client's `event_id`")), responses(
         (status = 200, body = StoredEvent),
         (status = 404, body = Problem, content_type = "application/problem+json")

@@ -60,7 +60,7 @@ pub struct Replayed {
 }
 
 /// This tenant's failed jobs, newest first (scope `read`).
-#[utoipa::path(get, path = "/v1/jobs/failed", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/jobs/failed", tag = "jobs", security(("api_key" = ["read"])),
     responses(
         (status = 200, body = Vec<FailedJobView>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -77,7 +77,7 @@ async fn list_failed(
 
 /// Enqueues a failed job again with fresh attempts; each failure replays once (scope `admin`).
 #[utoipa::path(post, path = "/v1/jobs/failed/{id}/replay", tag = "jobs",
-    security(("api_key" = [])), params(("id" = Uuid, Path)), responses(
+    security(("api_key" = ["admin"])), params(("id" = Uuid, Path)), responses(
         (status = 202, body = Replayed),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),

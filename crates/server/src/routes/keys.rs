@@ -91,9 +91,9 @@ pub struct CreateKey {
     #[serde(default)]
     #[schema(value_type = Option<KindName>)]
     pub kind: Option<String>,
-    /// Any of `ingest`, `read`, `admin` (secret keys; a publishable key takes none or
-    /// `["ingest"]`).
+    /// Any of `ingest`, `read`, `admin` (a publishable key takes none or `["ingest"]`).
     #[serde(default)]
+    #[schema(min_items = 1, inline, schema_with = scope_list)]
     pub scopes: Vec<String>,
     /// The key's own limit in events per minute, on top of the tenant's (default for
     /// publishable keys 60000, burst 2000; secret keys have none unless given).
@@ -109,6 +109,13 @@ fn field_error(pointer: &str, code: &str, message: impl Into<String>) -> crate::
         code: code.into(),
         message: message.into(),
     }
+}
+
+fn scope_list() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(tally_store::doc::scopes())
+        .min_items(Some(1))
+        .build()
 }
 
 impl CreateKey {
@@ -227,7 +234,7 @@ async fn me(caller: Caller) -> Json<Me> {
 }
 
 /// This tenant's keys (scope `admin`).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("api_key" = ["admin"])), responses(
     (status = 200, body = Vec<KeyView>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json")
@@ -241,7 +248,7 @@ async fn list_keys(
 
 /// Creates a key (scope `admin`); several keys may be valid at once, for rotation. A
 /// `publishable` key is for web pages (see `allowed_origins` in the settings).
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("api_key" = [])), request_body = CreateKey, responses(
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("api_key" = ["admin"])), request_body = CreateKey, responses(
     (status = 201, body = CreatedKey),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -256,7 +263,7 @@ async fn create_key(
 }
 
 /// Revokes a key (scope `admin`); it stops working at once.
-#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", tag = "keys", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", tag = "keys", security(("api_key" = ["admin"])),
     params(("key_id" = Uuid, Path)), responses(
     (status = 200, body = KeyView),
     (status = 404, body = Problem, content_type = "application/problem+json")

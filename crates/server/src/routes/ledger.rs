@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Why the correction is needed; kept with the row.
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: String,
     /// Signed minor units. Required unless reversing, where it defaults to the exact opposite
     /// of the reversed posting.
@@ -45,7 +46,7 @@ pub struct AdjustmentRequest {
 }
 
 /// Ledger postings, newest first (scope `read`).
-#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", security(("api_key" = ["read"])),
     params(LedgerFilter), responses(
         (status = 200, body = Page<LedgerEntry>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -62,7 +63,7 @@ async fn list_ledger(
 }
 
 /// Adds a manual correction or reversal (scope `admin`); existing postings never change.
-#[utoipa::path(post, path = "/v1/ledger/adjustments", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/ledger/adjustments", tag = "ledger", security(("api_key" = ["admin"])),
     request_body = AdjustmentRequest, responses(
         (status = 201, body = LedgerEntry),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -96,7 +97,7 @@ async fn add_adjustment(
 
 /// An order's both sides (scope `read`): the conversion events that tracked it, its postings,
 /// the net per currency, and its reconciliation status now. 404 only when neither side knows it.
-#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "ledger", security(("api_key" = ["read"])),
     params(("order_id" = String, Path, description = "the merchant's order id")), responses(
         (status = 200, body = OrderView),
         (status = 401, body = Problem, content_type = "application/problem+json"),

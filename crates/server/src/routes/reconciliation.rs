@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tally_core::reconcile::Status;
 use tally_store::cursor::Page;
 use tally_store::reconciliation::{self as runs, ItemFilter, ItemRow, Run, RunFilter};
+use tally_store::reconciliation::{RUN_STATUSES, RUN_TRIGGERS};
 use tally_store::rollups;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,8 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct RunRequest {
     /// Window start (inclusive): an RFC 3339 instant or a date (midnight in the tenant's time
     /// zone), on a local hour.
+    #[schema(schema_with = crate::range::bound_schema, required = true)]
     pub from: String,
     /// Window end (exclusive), like `from`.
+    #[schema(schema_with = crate::range::bound_schema, required = true)]
     pub to: String,
 }
 
@@ -43,7 +46,7 @@ pub struct RunRequest {
 /// that run. The run's orders are those first tracked in the window, and untracked orders first
 /// paid in it.
 #[utoipa::path(post, path = "/v1/reconciliation/runs", tag = "reconciliation",
-    security(("api_key" = [])), request_body = RunRequest, responses(
+    security(("api_key" = ["admin"])), request_body = RunRequest, responses(
         (status = 202, body = Run),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -80,7 +83,7 @@ pub struct RunPage {
 /// that range: the newest succeeded one is the reconciliation of the range as of its run (its
 /// items with a tracked or first payment time in the range are the range's orders).
 #[utoipa::path(get, path = "/v1/reconciliation/runs", tag = "reconciliation",
-    security(("api_key" = [])), params(RunFilter), responses(
+    security(("api_key" = ["read"])), params(RunFilter), responses(
         (status = 200, body = RunPage),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -91,16 +94,8 @@ async fn list_runs(
     caller: Authorized<scope::Read>,
     Query(f): Query<RunFilter>,
 ) -> Result<Json<RunPage>, ApiError> {
-    one_of(
-        "status",
-        f.status.as_deref(),
-        &["pending", "running", "succeeded", "failed"],
-    )?;
-    one_of(
-        "trigger",
-        f.trigger.as_deref(),
-        &["manual", "automatic", "nightly"],
-    )?;
+    one_of("status", f.status.as_deref(), RUN_STATUSES)?;
+    one_of("trigger", f.trigger.as_deref(), RUN_TRIGGERS)?;
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let containing = range::resolve_optional(
@@ -141,7 +136,7 @@ pub struct RunDetail {
 
 /// One run and a page of its items (scope `read`).
 #[utoipa::path(get, path = "/v1/reconciliation/runs/{id}", tag = "reconciliation",
-    security(("api_key" = [])), params(("id" = Uuid, Path), ItemFilter), responses(
+    security(("api_key" = ["read"])), params(("id" = Uuid, Path), ItemFilter), responses(
         (status = 200, body = RunDetail),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -222,13 +217,15 @@ pub struct StatusReport {
 pub struct StatusQuery {
     /// Look at runs of windows overlapping `[from, to)` (instants on a local hour, or dates);
     /// default: the last 30 days.
+    #[param(schema_with = crate::range::bound_schema)]
     pub from: Option<String>,
+    #[param(schema_with = crate::range::bound_schema)]
     pub to: Option<String>,
 }
 
 /// Reconciliation status per platform (scope `read`), the seed contract's path.
 #[utoipa::path(get, path = "/api/reconciliation/status", tag = "reconciliation",
-    security(("api_key" = [])), params(StatusQuery), responses(
+    security(("api_key" = ["read"])), params(StatusQuery), responses(
         (status = 200, body = StatusReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -245,7 +242,7 @@ async fn status(
 
 /// The same as `/api/reconciliation/status`.
 #[utoipa::path(get, path = "/v1/reconciliation/status", tag = "reconciliation",
-    security(("api_key" = [])), params(StatusQuery), responses(
+    security(("api_key" = ["read"])), params(StatusQuery), responses(
         (status = 200, body = StatusReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -42,11 +42,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct RealtimeQuery {
     /// Start (inclusive), an RFC 3339 instant on a quarter hour or a date; default: today's
     /// local midnight.
+    #[param(schema_with = crate::range::bound_schema)]
     pub from: Option<String>,
     /// End (exclusive); default: the next local midnight.
+    #[param(schema_with = crate::range::bound_schema)]
     pub to: Option<String>,
     /// The currency to total (ISO 4217); default: the tenant's. Other currencies are listed in
     /// `currencies`, never added in.
+    #[param(schema_with = tally_store::doc::currencies)]
     pub currency: Option<String>,
 }
 
@@ -92,7 +95,7 @@ pub struct Realtime {
 /// Realtime revenue (scope `read`): tracked conversions within a second of their commit, ledger
 /// postings likewise. Answers `304 Not Modified` to a matching `If-None-Match`.
 #[utoipa::path(get, path = "/api/attribution/revenue/realtime", tag = "revenue",
-    security(("api_key" = [])), params(RealtimeQuery), responses(
+    security(("api_key" = ["read"])), params(RealtimeQuery), responses(
         (status = 200, body = Realtime, headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 304, description = "unchanged since the ETag sent in If-None-Match"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -111,7 +114,7 @@ async fn realtime(
 
 /// The same as `/api/attribution/revenue/realtime`.
 #[utoipa::path(get, path = "/v1/revenue/realtime", tag = "revenue",
-    security(("api_key" = [])), params(RealtimeQuery), responses(
+    security(("api_key" = ["read"])), params(RealtimeQuery), responses(
         (status = 200, body = Realtime, headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 304, description = "unchanged since the ETag sent in If-None-Match"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -265,17 +268,21 @@ fn currency_figures(totals: &[LiveTotal]) -> Vec<CurrencyFigures> {
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
     /// Start (inclusive): an RFC 3339 instant or a date (local midnight), on the interval.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub from: String,
     /// End (exclusive), like `from`.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub to: String,
     /// `hour` or `day` (default), in the tenant's time zone.
-    #[param(inline, value_type = Option<String>, pattern = "^(hour|day)$")]
+    #[param(schema_with = intervals)]
     pub interval: Option<String>,
     /// One of the eight models; default: the tenant's `default_model`.
+    #[param(schema_with = tally_store::doc::models)]
     pub model: Option<String>,
     /// One channel code; default: every channel.
     pub channel: Option<String>,
     /// ISO 4217; default: the tenant's currency.
+    #[param(schema_with = tally_store::doc::currencies)]
     pub currency: Option<String>,
 }
 
@@ -296,7 +303,7 @@ const MAX_BUCKETS: i64 = 10_000;
 
 /// Claimed vs verified revenue per hour or day of the tenant's time zone (scope `read`).
 #[utoipa::path(get, path = "/v1/revenue/timeseries", tag = "revenue",
-    security(("api_key" = [])), params(SeriesParams), responses(
+    security(("api_key" = ["read"])), params(SeriesParams), responses(
         (status = 200, body = Series),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -368,6 +375,14 @@ async fn timeseries(
     }))
 }
 
+fn intervals() -> utoipa::openapi::schema::Object {
+    tally_store::doc::one_of(["hour", "day"])
+}
+
+fn formats() -> utoipa::openapi::schema::Object {
+    tally_store::doc::one_of(["csv", "json"])
+}
+
 /// A `model` query parameter: unknown names are a 400 that lists the eight.
 pub fn parse_model(raw: Option<&str>) -> Result<Option<Model>, ApiError> {
     raw.map(|m| {
@@ -382,11 +397,13 @@ pub fn parse_model(raw: Option<&str>) -> Result<Option<Model>, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `csv` or `json`; default: from `Accept` (`text/csv` → csv), else json.
-    #[param(inline, value_type = Option<String>, pattern = "^(csv|json)$")]
+    #[param(schema_with = formats)]
     pub format: Option<String>,
     /// Start (inclusive): a date or an instant at local midnight.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub from: String,
     /// End (exclusive), like `from`.
+    #[param(schema_with = crate::range::bound_schema, required = true)]
     pub to: String,
 }
 
@@ -396,7 +413,7 @@ const MAX_EXPORT_DAYS: i64 = 3_660;
 /// Revenue per local day, channel, model and currency: conversions, claimed and verified
 /// (scope `read`). Streamed a day at a time, so a long range never sits in memory.
 #[utoipa::path(get, path = "/v1/export/revenue", tag = "revenue",
-    security(("api_key" = [])), params(ExportParams), responses(
+    security(("api_key" = ["read"])), params(ExportParams), responses(
         (status = 200, description = "CSV (`date,channel,model,currency,conversions,claimed,verified`, amounts in major units) or JSON (`{\"rows\": [...]}`)",
             content(("text/csv"), ("application/json"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),

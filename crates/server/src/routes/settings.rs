@@ -55,7 +55,7 @@ async fn change_for(
 }
 
 /// This tenant's settings (scope `admin`).
-#[utoipa::path(get, path = "/v1/settings", tag = "settings", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/settings", tag = "settings", security(("api_key" = ["admin"])), responses(
     (status = 200, body = TenantSettings),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json")
@@ -73,7 +73,7 @@ async fn get_settings(
 /// `time_decay_half_life_hours`, `markov_order` or `time_zone` schedules, in the same
 /// transaction, a recompute of every day (in the new time zone) that holds a conversion;
 /// `recompute.windows` says how many.
-#[utoipa::path(patch, path = "/v1/settings", tag = "settings", security(("api_key" = [])),
+#[utoipa::path(patch, path = "/v1/settings", tag = "settings", security(("api_key" = ["admin"])),
     request_body(content((SettingsPatch = "application/merge-patch+json"), (SettingsPatch = "application/json"))),
     responses(
         (status = 200, body = SettingsChange),

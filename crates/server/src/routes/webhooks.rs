@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tally_payments::{
@@ -25,7 +25,7 @@ use tally_payments::{
 };
 use tally_store::ledger::NewPosting;
 use tally_store::webhooks::{DeliveryOutcome, EndpointKeys, NewDelivery, Recorded};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -62,12 +62,19 @@ impl DeliveryReceipt {
     }
 }
 
+/// The URL an endpoint was created with.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct DeliveryUrl {
+    /// An unknown vendor is answered like an unknown endpoint (404).
+    #[param(schema_with = super::endpoints::sources)]
+    source: String,
+    endpoint_id: Uuid,
+}
+
 /// Receives a payment vendor's webhook; the URL is the one the endpoint was created with.
 #[utoipa::path(post, path = "/v1/webhooks/{source}/{endpoint_id}", tag = "webhooks",
-    params(
-        ("source" = String, Path, description = "shopify, stripe, paypal or woocommerce"),
-        ("endpoint_id" = Uuid, Path)
-    ),
+    params(DeliveryUrl),
     request_body(content = String, content_type = "application/json",
         description = "The vendor's payload, verified byte for byte against its signature headers"),
     responses(
@@ -78,7 +85,10 @@ impl DeliveryReceipt {
     ))]
 async fn receive(
     State(state): State<AppState>,
-    Path((source, endpoint_id)): Path<(String, Uuid)>,
+    Path(DeliveryUrl {
+        source,
+        endpoint_id,
+    }): Path<DeliveryUrl>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DeliveryReceipt>), ApiError> {

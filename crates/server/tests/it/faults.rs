@@ -420,6 +420,7 @@ async fn while_postgres_is_down_requests_fail_fast_and_recover() {
         owner_url: pg.url(cluster::OWNER, cluster::DATABASE),
         role_password: None,
         max_connections: 8,
+        secrets: Default::default(),
     };
     tally_store::Database::migrate(&cfg).await.unwrap();
     let db = tally_store::Database::connect(&cfg).await.unwrap();

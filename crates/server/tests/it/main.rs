@@ -14,6 +14,7 @@ mod health;
 mod idempotency;
 mod input;
 mod ledger;
+mod openapi;
 mod payment_links;
 mod reconciliation;
 mod segment;

@@ -690,3 +690,34 @@ async fn another_tenant_sees_neither_endpoints_nor_ledger() {
     assert_eq!(ledger_for(&s, &other).await.len(), 1);
     assert_eq!(ledger(&s).await[0]["amount_cents"], 999);
 }
+
+#[tokio::test]
+async fn signing_secrets_are_sealed_at_rest_and_deliveries_still_verify() {
+    let s = TestServer::start().await;
+    let shop = hook(&s, Source::Shopify).await;
+    let secret = shop.secret.clone().unwrap();
+    let rotated = s
+        .post(
+            &format!("/v1/webhook-endpoints/{}/rotate", shop.id),
+            &json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    // What a dump shows: sealed values, neither secret.
+    let stored = rows(&s, "SELECT secret, previous_secret FROM webhook_endpoints").await;
+    for column in ["secret", "previous_secret"] {
+        let value = stored[0][column].as_str().unwrap();
+        assert!(value.starts_with("tally-sealed:v1:"), "{column}: {value}");
+        for plain in [&secret, &new_secret] {
+            assert!(!value.contains(plain.as_str()), "{column} holds a secret");
+        }
+    }
+    // Both still verify: the new one, and the old one during its grace period.
+    for (n, key) in [&new_secret, &secret].into_iter().enumerate() {
+        let body = shopify_order(700 + n as u64, "10.00", "USD", "paid");
+        let headers = shop.sign_with(key, "orders/paid", &format!("evt-{n}"), &body);
+        let receipt = deliver(&s, &shop.path, &headers, &body, StatusCode::OK).await;
+        assert_eq!(receipt["status"], "posted");
+    }
+}

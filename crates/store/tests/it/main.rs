@@ -8,4 +8,5 @@ mod fixtures;
 mod isolation;
 mod keys;
 mod pii;
+mod secrets;
 mod seed;

@@ -133,3 +133,59 @@ async fn a_running_worker_prunes_succeeded_jobs() {
     // Gone because it succeeded and aged, not because it failed.
     assert!(t.db.list_failed_all().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_running_worker_prunes_idempotency_keys_after_24_hours() {
+    use sqlx::Connection;
+    use tally_store::idempotency::{StoredResponse, record};
+    let t = TestDb::new().await;
+    let tenant = tenant(&t).await;
+    for key in ["day-old", "fresh"] {
+        let (tx, stored) =
+            t.db.claim_idempotency_key(tenant, "/v1/keys", key)
+                .await
+                .unwrap();
+        assert!(stored.is_none());
+        let answer = StoredResponse {
+            request_sha256: vec![7; 32],
+            status: 201,
+            content_type: Some("application/json".into()),
+            body: b"{}".to_vec(),
+        };
+        record(tx, tenant, "/v1/keys", key, &answer).await.unwrap();
+    }
+    // Only the owner can move `created_at`: one key just past the retention, one just inside.
+    let mut owner = sqlx::PgConnection::connect(&t.cfg.owner_url).await.unwrap();
+    let mut tx = owner.begin().await.unwrap();
+    tally_store::db::set_tenant(&mut tx, tenant).await.unwrap();
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - CASE key
+             WHEN 'day-old' THEN interval '24 hours 1 minute' ELSE interval '23 hours 59 minutes' END",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let keys = || async {
+        let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys ORDER BY key")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        keys
+    };
+
+    let cfg = WorkerConfig {
+        prune_interval: Duration::from_millis(50),
+        ..fast_config()
+    };
+    let worker = start(&t.db, cfg, Handlers::default());
+    eventually(Duration::from_secs(5), || async {
+        keys().await == ["fresh"]
+    })
+    .await;
+    worker.stop().await;
+    // The database itself refuses to let the pruning role take a key early.
+    assert_eq!(t.db.prune_idempotency_keys(10_000).await.unwrap(), 0);
+    assert_eq!(keys().await, ["fresh"]);
+}

@@ -6,12 +6,13 @@
 //! limits are the validator's (see `tally_core::event`).
 
 use chrono::{DateTime, Utc};
-use tally_core::event::EventType;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
-/// One tracking event. Members not listed here are refused (`unknown_field`).
+/// One tracking event. Members not listed here are refused (`unknown_field`); an optional
+/// member that is `null` or blank counts as not sent.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[expect(
     dead_code,
     reason = "a schema only: events are validated from raw JSON"
@@ -20,11 +21,11 @@ pub struct EventBody {
     /// The client's idempotency key; without one, the SHA-256 of the canonical payload is.
     #[schema(max_length = 255)]
     event_id: Option<String>,
-    #[schema(rename = "type", schema_with = event_types)]
+    #[schema(rename = "type", schema_with = tally_store::doc::event_types)]
     event_type: String,
     /// RFC 3339 with an offset; from 2000 to at most 5 minutes ahead of the server clock.
     occurred_at: DateTime<Utc>,
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     session_id: String,
     #[schema(max_length = 255)]
     anonymous_id: Option<String>,
@@ -38,7 +39,7 @@ pub struct EventBody {
     #[schema(schema_with = revenue)]
     revenue: Option<String>,
     /// ISO 4217 code with a minor unit; defaults to the tenant's currency. Only with `revenue`.
-    #[schema(pattern = "^[A-Za-z]{3}$")]
+    #[schema(schema_with = currency)]
     currency: Option<String>,
     #[schema(max_length = 255)]
     utm_source: Option<String>,
@@ -73,20 +74,39 @@ pub struct EventBody {
     properties: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A batch: at most 1000 events and 1 MiB.
+/// A batch: at most 1000 events and 1 MiB, as `{"events": [...]}` or a bare array. Each item
+/// is checked on its own against [`EventBody`]: one that is not a valid event (even `null`)
+/// comes back `rejected` in its result without failing the others, so an item can be any JSON.
 #[derive(ToSchema)]
+#[serde(untagged)]
 #[expect(dead_code, reason = "a schema only: batches are read from raw JSON")]
-pub struct BatchBody {
-    #[schema(max_items = 1000)]
-    events: Vec<EventBody>,
+pub enum BatchBody {
+    Wrapped(BatchObject),
+    Bare(Vec<serde_json::Value>),
 }
 
-/// `type`: the closed list of [`EventType::ALL`], so the document cannot drift from the code.
-fn event_types() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(EventType::ALL.iter().map(|t| t.as_str())))
-        .build()
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "a schema only: batches are read from raw JSON")]
+pub struct BatchObject {
+    /// At most 1000 (more is a 413). Not stated as `maxItems`: schemathesis' generator fails
+    /// on a 1000-item array of free-form items.
+    events: Vec<serde_json::Value>,
+}
+
+/// A known currency, or blank (then the tenant's).
+fn currency() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(tally_store::doc::currencies())
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^\s*$")),
+            )
+            .build(),
+    )
 }
 
 fn revenue() -> Schema {
@@ -101,6 +121,7 @@ fn revenue() -> Schema {
                 .schema_type(Type::Number)
                 .minimum(Some(0)),
         )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
         .build();
     Schema::OneOf(either)
 }
