@@ -5,6 +5,7 @@
 //! - [`tenants`]: tenants and their API keys; [`settings`]: their settings and changing them.
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox.
 //! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
+//! - [`identity`]: identity stitching (links, the shopper graph, journey keys).
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod event_queries;
 pub mod events;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod jobs;
 mod keyset;

@@ -35,6 +35,9 @@ const MARKOV_ORDER: RangeInclusive<f64> = 1.0..=3.0;
 const RATE_LIMIT: RangeInclusive<f64> = 1.0..=1_000_000_000.0;
 /// Up to a year, as the column's CHECK (migration 0040).
 const GRACE_HOURS: RangeInclusive<f64> = 0.0..=8760.0;
+/// A shopper of one id links nothing; past 10,000 ids one journey is no longer a person's, and
+/// each merge rewrites every member row (migration 0100's CHECK).
+const COMPONENT_IDS: RangeInclusive<f64> = 2.0..=10_000.0;
 /// The areas of IANA's canonical `Area/Location` names. Abbreviations and legacy aliases (`CET`,
 /// `EST`, `EST5EDT`, `US/Eastern`, `Etc/GMT+1`) are in PostgreSQL's list too but refused: they
 /// name no place, so their offset and daylight-saving rules need not be the shop's (`EST` is
@@ -76,12 +79,18 @@ pub struct TenantSettings {
     pub rate_limit_burst: i32,
     /// How long a tracked order waits for its payment before reconciliation calls it unpaid.
     pub reconciliation_grace_hours: i32,
+    /// Whether journeys follow the shopper across sessions through linked ids; off, a journey
+    /// stays inside one session and events record no links.
+    pub identity_cross_session: bool,
+    /// The most ids one shopper may have; a link that would exceed it is refused and reported.
+    pub identity_max_component_ids: i32,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "currency::text AS currency, time_zone, lookback_days, \
     time_decay_half_life_hours, markov_order, default_model, rate_limit_per_minute, \
-    rate_limit_burst, reconciliation_grace_hours, updated_at";
+    rate_limit_burst, reconciliation_grace_hours, identity_cross_session, \
+    identity_max_component_ids, updated_at";
 
 impl TenantSettings {
     /// Whether stored attributions computed under `self` may differ under `other`.
@@ -90,6 +99,7 @@ impl TenantSettings {
             || self.time_decay_half_life_hours != other.time_decay_half_life_hours
             || self.markov_order != other.markov_order
             || self.time_zone != other.time_zone
+            || self.identity_cross_session != other.identity_cross_session
     }
 }
 
@@ -119,6 +129,9 @@ pub struct SettingsPatch {
     pub rate_limit_burst: Option<i32>,
     #[schema(minimum = 0, maximum = 8760)]
     pub reconciliation_grace_hours: Option<i32>,
+    pub identity_cross_session: Option<bool>,
+    #[schema(minimum = 2, maximum = 10000)]
+    pub identity_max_component_ids: Option<i32>,
 }
 
 /// A member's problem: code and message, located by the caller.
@@ -161,6 +174,11 @@ impl SettingsPatch {
                 "reconciliation_grace_hours" => {
                     integer(value, GRACE_HOURS).map(|v| patch.reconciliation_grace_hours = Some(v))
                 }
+                "identity_cross_session" => {
+                    boolean(value).map(|v| patch.identity_cross_session = Some(v))
+                }
+                "identity_max_component_ids" => integer(value, COMPONENT_IDS)
+                    .map(|v| patch.identity_max_component_ids = Some(v)),
                 _ => Err((
                     codes::UNKNOWN_FIELD,
                     "not a setting; see GET /v1/settings for the members".into(),
@@ -273,6 +291,12 @@ fn integer(value: &Value, range: RangeInclusive<f64>) -> Result<i32, Refusal> {
     number(value, range.clone()).map(|n| n as i32)
 }
 
+fn boolean(value: &Value) -> Result<bool, Refusal> {
+    present(value)?
+        .as_bool()
+        .ok_or_else(|| (codes::INVALID_TYPE, "must be true or false".into()))
+}
+
 fn model(value: &Value) -> Result<String, Refusal> {
     let code = text(value)?;
     code.parse::<Model>()
@@ -341,7 +365,7 @@ pub struct SettingsChange {
 
 impl fmt::Display for TenantSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, String); 10] = [
+        let rows: [(&str, String); 12] = [
             ("currency", self.currency.clone()),
             ("time_zone", self.time_zone.clone()),
             ("lookback_days", self.lookback_days.to_string()),
@@ -359,6 +383,14 @@ impl fmt::Display for TenantSettings {
             (
                 "reconciliation_grace_hours",
                 self.reconciliation_grace_hours.to_string(),
+            ),
+            (
+                "identity_cross_session",
+                self.identity_cross_session.to_string(),
+            ),
+            (
+                "identity_max_component_ids",
+                self.identity_max_component_ids.to_string(),
             ),
             ("updated_at", self.updated_at.to_rfc3339()),
         ];
@@ -495,8 +527,10 @@ async fn write(
              rate_limit_per_minute = COALESCE($7, rate_limit_per_minute),
              rate_limit_burst = COALESCE($8, rate_limit_burst),
              reconciliation_grace_hours = COALESCE($9, reconciliation_grace_hours),
+             identity_cross_session = COALESCE($10, identity_cross_session),
+             identity_max_component_ids = COALESCE($11, identity_max_component_ids),
              updated_at = now()
-         WHERE tenant_id = $10
+         WHERE tenant_id = $12
          RETURNING {COLUMNS}"
     )))
     .bind(&patch.currency)
@@ -508,6 +542,8 @@ async fn write(
     .bind(patch.rate_limit_per_minute)
     .bind(patch.rate_limit_burst)
     .bind(patch.reconciliation_grace_hours)
+    .bind(patch.identity_cross_session)
+    .bind(patch.identity_max_component_ids)
     .bind(tenant)
     .fetch_optional(conn)
     .await?
@@ -546,7 +582,8 @@ mod tests {
             "currency": "EURO", "time_zone": "CET", "lookback_days": 366,
             "time_decay_half_life_hours": 0.5, "markov_order": 1.5, "default_model": "best",
             "rate_limit_per_minute": 1e30, "rate_limit_burst": "10",
-            "reconciliation_grace_hours": -1, "a/b~c": null
+            "reconciliation_grace_hours": -1, "identity_cross_session": "no",
+            "identity_max_component_ids": 1, "a/b~c": null
         }));
         assert_eq!(
             errors,
@@ -564,6 +601,11 @@ mod tests {
                 ("/rate_limit_burst".to_string(), codes::INVALID_TYPE),
                 (
                     "/reconciliation_grace_hours".to_string(),
+                    codes::OUT_OF_RANGE
+                ),
+                ("/identity_cross_session".to_string(), codes::INVALID_TYPE),
+                (
+                    "/identity_max_component_ids".to_string(),
                     codes::OUT_OF_RANGE
                 ),
                 ("/a~1b~0c".to_string(), codes::UNKNOWN_FIELD),

@@ -7,6 +7,7 @@ pub mod dead_events;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
@@ -25,6 +26,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(admin::router())
         .merge(events::router())
+        .merge(identity::router())
         .merge(dead_events::router())
         .merge(channel_rules::router())
         .merge(webhooks::router())

@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod health;
 mod idempotency;
+mod identity;
 mod input;
 mod ledger;
 mod payment_links;
