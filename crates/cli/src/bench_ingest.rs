@@ -48,12 +48,12 @@ pub struct Options {
 }
 
 pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Result<()> {
-    let (tenant, key) = db.create_tenant("bench").await?;
-    let mut tx = db.tenant_tx(tenant.tenant_id).await?;
-    sqlx::query("UPDATE tenant_settings SET rate_limit_per_minute = 2000000000, rate_limit_burst = 2000000000")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    // The identity stitching A/B (issue 13: at most 5 % of ingestion): the same load for a
+    // tenant that stitches across sessions (the default; its events append identity links) and
+    // one that keeps journeys per session (no links). The session-only arm runs first, so the
+    // stitching arm writes into the larger table: any bias goes against stitching.
+    let (tenant, key) = bench_tenant(db, "bench", true).await?;
+    let (_, session_key) = bench_tenant(db, "bench-sessions", false).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -74,14 +74,25 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     );
     let wanted = |m| opts.methods.contains(&m);
     let batch = match wanted(Method::Batch) {
-        true => Some(batch_over_http(addr, &key.secret, opts).await?),
+        true => {
+            let sessions = batch_over_http(addr, &session_key.secret, opts, "batch-s").await?;
+            Some((
+                batch_over_http(addr, &key.secret, opts, "batch").await?,
+                sessions,
+            ))
+        }
         false => None,
     };
     let single = match wanted(Method::Single) {
         true => {
+            let sessions = single_over_http(addr, &session_key.secret, opts, "single-s").await?;
+            let groups_before = group_commit.totals();
             let before = CpuSample::now();
-            let measured = single_over_http(addr, &key.secret, opts).await?;
-            Some((measured, CpuSample::now().since(&before)))
+            let measured = single_over_http(addr, &key.secret, opts, "single").await?;
+            let cpu = CpuSample::now().since(&before);
+            let (groups, events) = group_commit.totals();
+            let group_sizes = (groups - groups_before.0, events - groups_before.1);
+            Some((measured, cpu, group_sizes, sessions.0))
         }
         false => None,
     };
@@ -101,16 +112,17 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     if let Some(rate) = copy {
         line("(c) raw COPY, same indexes".into(), rate);
     }
-    if let Some(rate) = batch {
+    if let Some((rate, sessions)) = batch {
         line("(a) batch endpoint over HTTP".into(), rate);
+        line("(a) ... stitching off (A/B)".into(), sessions);
     }
-    if let Some(((rate, p50, p99), cpu)) = single {
+    if let Some(((rate, p50, p99), cpu, (groups, events), sessions)) = single {
         line(
             format!("(b) single endpoint, {} clients", opts.single_clients),
             rate,
         );
+        line("(b) ... stitching off (A/B)".into(), sessions);
         println!("single-event latency: p50 {p50:.2} ms, p99 {p99:.2} ms");
-        let (groups, events) = group_commit.totals();
         if groups > 0 {
             println!(
                 "group commit: {groups} transactions, {:.1} events each on average",
@@ -123,6 +135,23 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
             per_event(cpu.own),
             per_event(cpu.postgres)
         );
+    }
+    let cost = |on: f64, off: f64| format!("{:+.1} %", (off / on - 1.0) * 100.0);
+    match (batch, single) {
+        (Some((b_on, b_off)), Some(((s_on, ..), _, _, s_off))) => println!(
+            "identity stitching's cost (time per event, on vs off): batch {}, single {}",
+            cost(b_on, b_off),
+            cost(s_on, s_off)
+        ),
+        (Some((b_on, b_off)), None) => println!(
+            "identity stitching's cost (time per event, on vs off): batch {}",
+            cost(b_on, b_off)
+        ),
+        (None, Some(((s_on, ..), _, _, s_off))) => println!(
+            "identity stitching's cost (time per event, on vs off): single {}",
+            cost(s_on, s_off)
+        ),
+        (None, None) => {}
     }
     Ok(())
 }
@@ -174,7 +203,34 @@ pub(crate) fn event(prefix: &str, i: usize) -> Value {
     e
 }
 
-async fn batch_over_http(addr: SocketAddr, key: &str, opts: &Options) -> anyhow::Result<f64> {
+/// A tenant for the benchmark: no rate limit, stitching across sessions or not.
+async fn bench_tenant(
+    db: &Database,
+    name: &str,
+    cross_session: bool,
+) -> anyhow::Result<(
+    tally_store::tenants::Tenant,
+    tally_store::tenants::NewApiKey,
+)> {
+    let (tenant, key) = db.create_tenant(name).await?;
+    let mut tx = db.tenant_tx(tenant.tenant_id).await?;
+    sqlx::query(
+        "UPDATE tenant_settings SET rate_limit_per_minute = 2000000000,
+             rate_limit_burst = 2000000000, identity_cross_session = $1",
+    )
+    .bind(cross_session)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((tenant, key))
+}
+
+async fn batch_over_http(
+    addr: SocketAddr,
+    key: &str,
+    opts: &Options,
+    label: &str,
+) -> anyhow::Result<f64> {
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let batches: Vec<Vec<Value>> = (0..opts.events)
@@ -184,7 +240,7 @@ async fn batch_over_http(addr: SocketAddr, key: &str, opts: &Options) -> anyhow:
         .map(<[Value]>::to_vec)
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(batches));
-    let bar = progress("batch", opts.events)?;
+    let bar = progress(label, opts.events)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.batch_clients {
@@ -238,6 +294,7 @@ async fn single_over_http(
     addr: SocketAddr,
     key: &str,
     opts: &Options,
+    label: &str,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let clients = opts.single_clients.max(1);
     let auth = HeaderValue::from_str(&format!("Bearer {key}"))?;
@@ -254,7 +311,7 @@ async fn single_over_http(
             .collect();
         tasks.push((sender, bodies));
     }
-    let bar = progress("single", opts.events)?;
+    let bar = progress(label, opts.events)?;
     let started = Instant::now();
     let running: Vec<_> = tasks
         .into_iter()
