@@ -66,14 +66,14 @@ pub async fn conversion_detail(
     .await?
     .ok_or(StoreError::NotFound)?;
     let scope = JourneyScope::new(cross_session);
-    let (journey_key, join) = (scope.key(), scope.join());
-    let (conversion, journey): (ConversionEvent, String) =
+    let first = scope.first_id();
+    let (conversion, mut journey): (ConversionEvent, String) =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT e.id, e.event_id, e.occurred_at, e.revenue_cents, e.currency::text AS currency,
-                {journey_key} AS journey
-         FROM attribution_events e {join}
-         WHERE e.tenant_id = $3 AND e.kind = 'conversion' AND (e.id = $1 OR e.event_id = $2)
-         ORDER BY e.id = $1 DESC LIMIT 1"
+                    {first} AS journey
+             FROM attribution_events e
+             WHERE e.tenant_id = $3 AND e.kind = 'conversion' AND (e.id = $1 OR e.event_id = $2)
+             ORDER BY e.id = $1 DESC LIMIT 1"
         )))
         .bind(key.parse::<Uuid>().ok())
         .bind(key)
@@ -82,6 +82,9 @@ pub async fn conversion_detail(
         .await?
         .map(|row: ConversionRow| (row.conversion, row.journey))
         .ok_or(StoreError::NotFound)?;
+    scope
+        .keys(conn, tenant, std::iter::once(&mut journey))
+        .await?;
     let ids = scope.ids(conn, tenant, &[journey.as_str()]).await?;
     let at = conversion.occurred_at;
     // The journey's window is inclusive at both ends (`tally_attribution::journey`).

@@ -14,7 +14,7 @@ use crate::recompute::{self, RecomputeJob};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tally_attribution::identity::{Components, IdKind, LinkOutcome};
 use uuid::Uuid;
 
@@ -41,21 +41,48 @@ impl JourneyScope {
         }
     }
 
-    /// SQL for the journey key of event row `e`, with the join it needs ([`Self::join`]).
-    pub(crate) fn key(self) -> String {
+    /// SQL for the typed id of event row `e` that decides its journey key: its first id when
+    /// stitching across sessions, else its session. [`Self::keys`] turns these into keys.
+    pub(crate) fn first_id(self) -> &'static str {
         match self {
-            Self::CrossSession => format!("COALESCE(m.component, {FIRST_ID})"),
-            Self::Session => "'s:' || e.session_id".into(),
+            Self::CrossSession => FIRST_ID,
+            Self::Session => "'s:' || e.session_id",
         }
     }
 
-    pub(crate) fn join(self) -> String {
-        match self {
-            Self::CrossSession => format!(
-                "LEFT JOIN identity_members m ON m.tenant_id = e.tenant_id AND m.identity = {FIRST_ID}"
-            ),
-            Self::Session => String::new(),
+    /// Replaces each id in `ids` (from [`Self::first_id`]) by its journey key: its shopper, when
+    /// it was ever linked. A lookup of the distinct ids rather than a join in the events query:
+    /// right after a bulk load the planner's statistics of `identity_members` are stale, and a
+    /// join planned on them (a nested loop over a sequential scan) took minutes for one day.
+    pub(crate) async fn keys<'a>(
+        self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        ids: impl Iterator<Item = &'a mut String>,
+    ) -> Result<(), StoreError> {
+        if self == Self::Session {
+            return Ok(());
         }
+        let mut ids: Vec<&mut String> = ids.collect();
+        let mut distinct: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let components: HashMap<String, String> = sqlx::query_as(
+            "SELECT identity, component FROM identity_members
+             WHERE tenant_id = $1 AND identity = ANY ($2)",
+        )
+        .bind(tenant)
+        .bind(&distinct)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect();
+        for id in &mut ids {
+            if let Some(component) = components.get(id.as_str()) {
+                id.clone_from(component);
+            }
+        }
+        Ok(())
     }
 
     /// Every id of the journeys keyed `keys`, as parallel (id, key) lists: the members of each

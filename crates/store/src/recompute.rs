@@ -330,11 +330,11 @@ pub async fn load_window(
     lookback: TimeDelta,
     scope: JourneyScope,
 ) -> Result<WindowEvents, StoreError> {
-    let (key, join) = (scope.key(), scope.join());
-    let conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
+    let first = scope.first_id();
+    let mut conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {key}, e.occurred_at, e.revenue_cents, e.currency::text
-             FROM attribution_events e {join}
+            "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
+             FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
                AND e.occurred_at < $3"
         )))
@@ -345,7 +345,7 @@ pub async fn load_window(
         .await?;
     let mut touches: Vec<(Uuid, String, DateTime<Utc>, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {key}, e.occurred_at, e.channel_code FROM attribution_events e {join}
+            "SELECT e.id, {first}, e.occurred_at, e.channel_code FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'touch' AND e.occurred_at >= $2
                AND e.occurred_at < $3"
         )))
@@ -354,6 +354,11 @@ pub async fn load_window(
         .bind(end)
         .fetch_all(&mut *conn)
         .await?;
+    let ids = conversions
+        .iter_mut()
+        .map(|c| &mut c.1)
+        .chain(touches.iter_mut().map(|t| &mut t.1));
+    scope.keys(conn, tenant, ids).await?;
     let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
