@@ -48,10 +48,8 @@ pub struct Options {
 }
 
 pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Result<()> {
-    // The identity stitching A/B (issue 13: at most 5 % of ingestion): the same load for a
-    // tenant that stitches across sessions (the default; its events append identity links) and
-    // one that keeps journeys per session (no links). The session-only arm runs first, so the
-    // stitching arm writes into the larger table: any bias goes against stitching.
+    // "bench" stitches across sessions (the default); "bench-sessions" is the other arm of the
+    // identity stitching A/B ([`stitching_ab`]).
     let (tenant, key) = bench_tenant(db, "bench", true).await?;
     let (_, session_key) = bench_tenant(db, "bench-sessions", false).await?;
 
@@ -74,28 +72,26 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     );
     let wanted = |m| opts.methods.contains(&m);
     let batch = match wanted(Method::Batch) {
-        true => {
-            let sessions = batch_over_http(addr, &session_key.secret, opts, "batch-s").await?;
-            Some((
-                batch_over_http(addr, &key.secret, opts, "batch").await?,
-                sessions,
-            ))
-        }
+        true => Some(batch_over_http(addr, &key.secret, opts, "batch").await?),
         false => None,
     };
     let single = match wanted(Method::Single) {
         true => {
-            let sessions = single_over_http(addr, &session_key.secret, opts, "single-s").await?;
-            let groups_before = group_commit.totals();
             let before = CpuSample::now();
             let measured = single_over_http(addr, &key.secret, opts, "single").await?;
-            let cpu = CpuSample::now().since(&before);
-            let (groups, events) = group_commit.totals();
-            let group_sizes = (groups - groups_before.0, events - groups_before.1);
-            Some((measured, cpu, group_sizes, sessions.0))
+            Some((measured, CpuSample::now().since(&before)))
         }
         false => None,
     };
+    let (groups, events) = group_commit.totals();
+    let mut stitching = Vec::new();
+    for method in [Method::Batch, Method::Single] {
+        if wanted(method) {
+            let rates =
+                stitching_ab(addr, (&key.secret, &session_key.secret), opts, method).await?;
+            stitching.push((method, rates));
+        }
+    }
     let copy = match wanted(Method::Copy) {
         true => Some(raw_copy(cfg, tenant.tenant_id, opts.events).await?),
         false => None,
@@ -112,16 +108,14 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     if let Some(rate) = copy {
         line("(c) raw COPY, same indexes".into(), rate);
     }
-    if let Some((rate, sessions)) = batch {
+    if let Some(rate) = batch {
         line("(a) batch endpoint over HTTP".into(), rate);
-        line("(a) ... stitching off (A/B)".into(), sessions);
     }
-    if let Some(((rate, p50, p99), cpu, (groups, events), sessions)) = single {
+    if let Some(((rate, p50, p99), cpu)) = single {
         line(
             format!("(b) single endpoint, {} clients", opts.single_clients),
             rate,
         );
-        line("(b) ... stitching off (A/B)".into(), sessions);
         println!("single-event latency: p50 {p50:.2} ms, p99 {p99:.2} ms");
         if groups > 0 {
             println!(
@@ -136,22 +130,13 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
             per_event(cpu.postgres)
         );
     }
-    let cost = |on: f64, off: f64| format!("{:+.1} %", (off / on - 1.0) * 100.0);
-    match (batch, single) {
-        (Some((b_on, b_off)), Some(((s_on, ..), _, _, s_off))) => println!(
-            "identity stitching's cost (time per event, on vs off): batch {}, single {}",
-            cost(b_on, b_off),
-            cost(s_on, s_off)
-        ),
-        (Some((b_on, b_off)), None) => println!(
-            "identity stitching's cost (time per event, on vs off): batch {}",
-            cost(b_on, b_off)
-        ),
-        (None, Some(((s_on, ..), _, _, s_off))) => println!(
-            "identity stitching's cost (time per event, on vs off): single {}",
-            cost(s_on, s_off)
-        ),
-        (None, None) => {}
+    for (method, (on, off)) in stitching {
+        println!(
+            "identity stitching A/B, {method:?}, {} events per arm: on {on:.0}/s, off {off:.0}/s, \
+             {:+.1} % time per event",
+            opts.events,
+            (off / on - 1.0) * 100.0
+        );
     }
     Ok(())
 }
@@ -203,6 +188,36 @@ pub(crate) fn event(prefix: &str, i: usize) -> Value {
     e
 }
 
+/// Identity stitching's cost (issue 13: at most 5 % of ingestion): events/s of `method` for a
+/// tenant that stitches across sessions (its events append identity links) and for one that
+/// keeps journeys per session (none), `keys` in that order. Four rounds of half the events in
+/// ABBA order (off, on, on, off), so that drift over the run (the tables growing, other load on
+/// the machine) weighs on both arms alike.
+async fn stitching_ab(
+    addr: SocketAddr,
+    (on, off): (&str, &str),
+    opts: &Options,
+    method: Method,
+) -> anyhow::Result<(f64, f64)> {
+    let round = Options {
+        events: (opts.events / 2).max(1),
+        methods: Vec::new(),
+        ..*opts
+    };
+    let mut seconds = [0.0_f64; 2];
+    for (i, stitched) in [false, true, true, false].into_iter().enumerate() {
+        let key = if stitched { on } else { off };
+        let label = format!("{method:?}-ab{i}").to_lowercase();
+        let rate = match method {
+            Method::Batch => batch_over_http(addr, key, &round, &label).await?,
+            Method::Single | Method::Copy => single_over_http(addr, key, &round, &label).await?.0,
+        };
+        seconds[usize::from(stitched)] += round.events as f64 / rate;
+    }
+    let per_arm = 2.0 * round.events as f64;
+    Ok((per_arm / seconds[1], per_arm / seconds[0]))
+}
+
 /// A tenant for the benchmark: no rate limit, stitching across sessions or not.
 async fn bench_tenant(
     db: &Database,
@@ -234,7 +249,7 @@ async fn batch_over_http(
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let batches: Vec<Vec<Value>> = (0..opts.events)
-        .map(|i| event("batch", i))
+        .map(|i| event(label, i))
         .collect::<Vec<_>>()
         .chunks(1000)
         .map(<[Value]>::to_vec)
@@ -307,7 +322,7 @@ async fn single_over_http(
         connections.push(tokio::spawn(conn));
         let bodies: Vec<Bytes> = (c..opts.events)
             .step_by(clients)
-            .map(|i| Bytes::from(event("single", i).to_string()))
+            .map(|i| Bytes::from(event(label, i).to_string()))
             .collect();
         tasks.push((sender, bodies));
     }

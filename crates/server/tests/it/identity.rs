@@ -10,7 +10,7 @@ use tally_store::TenantId;
 use tally_worker::{Handlers, Worker, WorkerConfig};
 use tokio::sync::watch;
 
-/// The channel `model` credited with the most cents of the conversion `event_id`.
+/// The channels `model` credited with some of the conversion's cents, in code order.
 fn credited(detail: &Value, model: &str) -> Vec<String> {
     detail["splits"]
         .as_array()
