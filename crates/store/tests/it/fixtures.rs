@@ -58,6 +58,14 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', 'tracked', tally_quarter_hour(now()), 'USD', 1, 1999, now());
         INSERT INTO idempotency_keys (tenant_id, route, key, request_sha256, status, response_body)
             VALUES ('{tenant}', '/v1/keys', 'k1', sha256('r'), 201, '\x7b7d');
+        INSERT INTO identity_links (tenant_id, session_id, anonymous_id, occurred_at, source)
+            VALUES ('{tenant}', 's-1', 'a-1', now(), 'event');
+        INSERT INTO identity_members (tenant_id, identity, component)
+            VALUES ('{tenant}', 's:s-1', 'a:a-1');
+        INSERT INTO identity_fold_marks (tenant_id, folded_through) VALUES ('{tenant}', 1);
+        INSERT INTO identity_rejected_links (tenant_id, link_seq, identity, other_identity,
+                component_ids, other_ids, max_ids, occurred_at)
+            VALUES ('{tenant}', 1, 'u:kiosk', 'a:a-2', 100, 1, 100, now());
         COMMIT;
         "#
     );
