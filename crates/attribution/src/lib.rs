@@ -7,6 +7,7 @@
 //!
 //! - [`journey`]: the journey rules (identity, inclusive lookback, tie order, touchless conversions
 //!   are `direct`, which paths count as non-converting) and the flat, interned [`JourneySet`].
+//! - [`identity`]: the identity graph's fold (which ids are one shopper), capped per shopper.
 //! - [`model`]: model codes and parameters.
 //! - [`engine`]: runs models and rounds their credit to cents ([`attribute`]).
 //! - `heuristic`, [`markov`], [`shapley`]: the models themselves. Markov removal effects are
@@ -52,6 +53,7 @@
 pub mod bench;
 pub mod engine;
 mod heuristic;
+pub mod identity;
 pub mod journey;
 pub mod markov;
 pub mod model;

@@ -48,12 +48,10 @@ pub struct Options {
 }
 
 pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Result<()> {
-    let (tenant, key) = db.create_tenant("bench").await?;
-    let mut tx = db.tenant_tx(tenant.tenant_id).await?;
-    sqlx::query("UPDATE tenant_settings SET rate_limit_per_minute = 2000000000, rate_limit_burst = 2000000000")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    // "bench" stitches across sessions (the default); "bench-sessions" is the other arm of the
+    // identity stitching A/B ([`stitching_ab`]).
+    let (tenant, key) = bench_tenant(db, "bench", true).await?;
+    let (_, session_key) = bench_tenant(db, "bench-sessions", false).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -74,17 +72,26 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
     );
     let wanted = |m| opts.methods.contains(&m);
     let batch = match wanted(Method::Batch) {
-        true => Some(batch_over_http(addr, &key.secret, opts).await?),
+        true => Some(batch_over_http(addr, &key.secret, opts, "batch").await?),
         false => None,
     };
     let single = match wanted(Method::Single) {
         true => {
             let before = CpuSample::now();
-            let measured = single_over_http(addr, &key.secret, opts).await?;
+            let measured = single_over_http(addr, &key.secret, opts, "single").await?;
             Some((measured, CpuSample::now().since(&before)))
         }
         false => None,
     };
+    let (groups, events) = group_commit.totals();
+    let mut stitching = Vec::new();
+    for method in [Method::Batch, Method::Single] {
+        if wanted(method) {
+            let rates =
+                stitching_ab(addr, (&key.secret, &session_key.secret), opts, method).await?;
+            stitching.push((method, rates));
+        }
+    }
     let copy = match wanted(Method::Copy) {
         true => Some(raw_copy(cfg, tenant.tenant_id, opts.events).await?),
         false => None,
@@ -110,7 +117,6 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
             rate,
         );
         println!("single-event latency: p50 {p50:.2} ms, p99 {p99:.2} ms");
-        let (groups, events) = group_commit.totals();
         if groups > 0 {
             println!(
                 "group commit: {groups} transactions, {:.1} events each on average",
@@ -122,6 +128,14 @@ pub async fn run(db: &Database, cfg: &DbConfig, opts: &Options) -> anyhow::Resul
             "CPU per single event: tally (server and clients) {:.0} µs, PostgreSQL {:.0} µs",
             per_event(cpu.own),
             per_event(cpu.postgres)
+        );
+    }
+    for (method, (on, off)) in stitching {
+        println!(
+            "identity stitching A/B, {method:?}, {} events per arm: on {on:.0}/s, off {off:.0}/s, \
+             {:+.1} % time per event",
+            opts.events,
+            (off / on - 1.0) * 100.0
         );
     }
     Ok(())
@@ -174,17 +188,74 @@ pub(crate) fn event(prefix: &str, i: usize) -> Value {
     e
 }
 
-async fn batch_over_http(addr: SocketAddr, key: &str, opts: &Options) -> anyhow::Result<f64> {
+/// Identity stitching's cost (issue 13: at most 5 % of ingestion): events/s of `method` for a
+/// tenant that stitches across sessions (its events append identity links) and for one that
+/// keeps journeys per session (none), `keys` in that order. Four rounds of half the events in
+/// ABBA order (off, on, on, off), so that drift over the run (the tables growing, other load on
+/// the machine) weighs on both arms alike.
+async fn stitching_ab(
+    addr: SocketAddr,
+    (on, off): (&str, &str),
+    opts: &Options,
+    method: Method,
+) -> anyhow::Result<(f64, f64)> {
+    let round = Options {
+        events: (opts.events / 2).max(1),
+        methods: Vec::new(),
+        ..*opts
+    };
+    let mut seconds = [0.0_f64; 2];
+    for (i, stitched) in [false, true, true, false].into_iter().enumerate() {
+        let key = if stitched { on } else { off };
+        let label = format!("{method:?}-ab{i}").to_lowercase();
+        let rate = match method {
+            Method::Batch => batch_over_http(addr, key, &round, &label).await?,
+            Method::Single | Method::Copy => single_over_http(addr, key, &round, &label).await?.0,
+        };
+        seconds[usize::from(stitched)] += round.events as f64 / rate;
+    }
+    let per_arm = 2.0 * round.events as f64;
+    Ok((per_arm / seconds[1], per_arm / seconds[0]))
+}
+
+/// A tenant for the benchmark: no rate limit, stitching across sessions or not.
+async fn bench_tenant(
+    db: &Database,
+    name: &str,
+    cross_session: bool,
+) -> anyhow::Result<(
+    tally_store::tenants::Tenant,
+    tally_store::tenants::NewApiKey,
+)> {
+    let (tenant, key) = db.create_tenant(name).await?;
+    let mut tx = db.tenant_tx(tenant.tenant_id).await?;
+    sqlx::query(
+        "UPDATE tenant_settings SET rate_limit_per_minute = 2000000000,
+             rate_limit_burst = 2000000000, identity_cross_session = $1",
+    )
+    .bind(cross_session)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((tenant, key))
+}
+
+async fn batch_over_http(
+    addr: SocketAddr,
+    key: &str,
+    opts: &Options,
+    label: &str,
+) -> anyhow::Result<f64> {
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let batches: Vec<Vec<Value>> = (0..opts.events)
-        .map(|i| event("batch", i))
+        .map(|i| event(label, i))
         .collect::<Vec<_>>()
         .chunks(1000)
         .map(<[Value]>::to_vec)
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(batches));
-    let bar = progress("batch", opts.events)?;
+    let bar = progress(label, opts.events)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.batch_clients {
@@ -238,6 +309,7 @@ async fn single_over_http(
     addr: SocketAddr,
     key: &str,
     opts: &Options,
+    label: &str,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let clients = opts.single_clients.max(1);
     let auth = HeaderValue::from_str(&format!("Bearer {key}"))?;
@@ -250,11 +322,11 @@ async fn single_over_http(
         connections.push(tokio::spawn(conn));
         let bodies: Vec<Bytes> = (c..opts.events)
             .step_by(clients)
-            .map(|i| Bytes::from(event("single", i).to_string()))
+            .map(|i| Bytes::from(event(label, i).to_string()))
             .collect();
         tasks.push((sender, bodies));
     }
-    let bar = progress("single", opts.events)?;
+    let bar = progress(label, opts.events)?;
     let started = Instant::now();
     let running: Vec<_> = tasks
         .into_iter()

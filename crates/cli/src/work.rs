@@ -323,49 +323,91 @@ pub async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Inserts a generated day into a new tenant, then times its recompute by a real worker.
+/// Inserts a generated day into a new tenant, then times its recompute by a real worker; twice,
+/// for identity stitching's A/B (issue 13: at most 20 %): once with every event carrying the
+/// user id (no links), once with the touches carrying only their session and a link per
+/// converting shopper joining session and user, so the journeys are the same and only the
+/// stitching differs. Run 1 of the linked day includes folding its links.
 async fn bench_recompute(args: &BenchAttributionArgs) -> anyhow::Result<()> {
     let opened = database::open(&args.db).await?;
     let db = &opened.db;
-    let (tenant, _) = db.create_tenant("bench").await?;
-    let tenant = tenant.tenant_id;
     let day = DateTime::parse_from_rfc3339("2026-03-10T00:00:00Z")?.to_utc();
     let events = tally_worker::bench::generate_day(args.events, day, 42);
-    let conversions = events.iter().filter(|e| e.revenue_cents.is_some()).count();
-    let started = Instant::now();
-    let mut tx = db.tenant_tx(tenant).await?;
-    tally_worker::bench::insert_events(&mut tx, tenant, &events).await?;
-    tx.commit().await?;
-    opened.analyze_bulk_load().await?;
-    println!(
-        "recompute: inserted {} events ({conversions} conversions) for tenant {tenant} in {:.2} s",
-        events.len(),
-        started.elapsed().as_secs_f64()
-    );
-    drop(events);
     let options = WorkerOptions {
         worker_concurrency: 1,
         lease_secs: 60,
         succeeded_job_retention_hours: 168,
     };
     let (stop, workers) = options.spawn(db);
-    for run in 1..=2 {
+    let mut arms = Vec::new();
+    for linked in [false, true] {
+        let label = if linked {
+            "with links"
+        } else {
+            "without links"
+        };
+        arms.push(recompute_arm(&opened, &events, day, linked, label).await?);
+    }
+    let _ = stop.send(true);
+    workers.await?;
+    if let [plain, linked] = arms.as_slice() {
+        for run in 0..2 {
+            println!(
+                "recompute: run {}: identity stitching adds {:+.1} % ({:.2} s with links, {:.2} s without)",
+                run + 1,
+                (linked[run] / plain[run] - 1.0) * 100.0,
+                linked[run],
+                plain[run]
+            );
+        }
+    }
+    opened.shutdown();
+    Ok(())
+}
+
+/// One arm of [`bench_recompute`]: a new tenant, the day inserted, two timed runs (seconds).
+async fn recompute_arm(
+    opened: &database::Opened,
+    events: &[tally_worker::bench::DayEvent],
+    day: DateTime<Utc>,
+    linked: bool,
+    label: &str,
+) -> anyhow::Result<[f64; 2]> {
+    let db = &opened.db;
+    let name = if linked { "bench-linked" } else { "bench" };
+    let (tenant, _) = db.create_tenant(name).await?;
+    let tenant = tenant.tenant_id;
+    let conversions = events.iter().filter(|e| e.revenue_cents.is_some()).count();
+    let started = Instant::now();
+    let mut tx = db.tenant_tx(tenant).await?;
+    if linked {
+        tally_worker::bench::insert_linked_events(&mut tx, tenant, events).await?;
+    } else {
+        tally_worker::bench::insert_events(&mut tx, tenant, events).await?;
+    }
+    tx.commit().await?;
+    opened.analyze_bulk_load().await?;
+    println!(
+        "recompute {label}: inserted {} events ({conversions} conversions) for tenant {tenant} in {:.2} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut seconds = [0.0; 2];
+    for (run, took) in seconds.iter_mut().enumerate() {
         let started = Instant::now();
         let job = schedule(db, tenant, day, day + TimeDelta::days(1), "bench").await?;
-        let done = wait_for_run(db, tenant, &job, run).await?;
+        let done = wait_for_run(db, tenant, &job, run as i32 + 1).await?;
+        *took = started.elapsed().as_secs_f64();
         let mut tx = db.tenant_tx(tenant).await?;
         let allocations = tally_store::attribution::allocation_count(&mut tx).await?;
         drop(tx);
         println!(
-            "recompute: run {run}: day of {} conversions, {allocations} allocation rows, all 8 models, {:.2} s from schedule to commit",
+            "recompute {label}: run {}: day of {} conversions, {allocations} allocation rows, all 8 models, {took:.2} s from schedule to commit",
+            run + 1,
             done.conversions.unwrap_or_default(),
-            started.elapsed().as_secs_f64()
         );
     }
-    let _ = stop.send(true);
-    workers.await?;
-    opened.shutdown();
-    Ok(())
+    Ok(seconds)
 }
 
 async fn wait_for_run(

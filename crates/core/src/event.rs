@@ -29,9 +29,11 @@
 //! goes through [`crate::pii::redact`] first.
 
 mod canonical;
+mod identify;
 mod validate;
 
 pub use canonical::{canonical_sha256, to_canonical_vec};
+pub use identify::{ValidIdentify, validate_identify};
 pub use validate::{
     MAX_CLICK_ID_CHARS, MAX_CLOCK_AHEAD, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_PROPERTIES_DEPTH,
     MAX_REFERRER_CHARS, ValidationContext, rejection_code, validate,

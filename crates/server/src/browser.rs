@@ -32,6 +32,7 @@ pub const CORS_PATHS: &[&str] = &[
     "/v1/events/batch",
     "/v1/segment",
     "/v1/segment/batch",
+    "/v1/identify",
 ];
 
 /// Chromium caps a preflight's cache at 2 hours, Firefox at 24: more would be ignored.

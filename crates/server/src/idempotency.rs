@@ -37,6 +37,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/attribution/recompute",
     "/v1/reconciliation/runs",
     "/v1/channel-rules",
+    "/v1/identify",
 ];
 
 pub async fn middleware(

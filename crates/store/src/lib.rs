@@ -6,6 +6,7 @@
 //! - [`webhooks`]: payment webhook endpoints and their delivery inbox; [`secrets`]: their
 //!   signing secrets, sealed at rest.
 //! - [`idempotency`]: stored answers for requests sent with an `Idempotency-Key`.
+//! - [`identity`]: identity stitching (links, the shopper graph, journey keys).
 //! - [`ledger`]: the append-only revenue ledger, its queries and manual adjustments.
 //! - [`jobs`]: the job queue (claim, lease, retry, dead letter, replay).
 //! - [`recompute`]: scheduling and writing attribution recomputes; [`attribution`]: reading them.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod event_queries;
 pub mod events;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod jobs;
 mod keyset;

@@ -8,6 +8,7 @@
 
 use crate::db::Database;
 use crate::error::StoreError;
+use crate::identity::JourneyScope;
 use crate::ids::TenantId;
 use crate::jobs;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -159,7 +160,10 @@ pub(crate) async fn schedule_conversion_days(
 }
 
 /// Waits until every ingest transaction of the tenant that is in flight now has ended, then
-/// lets go at once. A recompute calls it after its job was claimed and before it reads events.
+/// lets go at once, and returns the links horizon: the last value the identity links' sequence
+/// had handed out while no ingest transaction was in flight (migration 0100), so every link up
+/// to it is committed and visible to the statements that follow. A recompute calls it after its
+/// job was claimed and before it reads events.
 ///
 /// Ingestion (`tally_ingest_events`, migration 0014) holds the same key shared until it commits,
 /// and looks at whether a window's job is still pending only after the lock was granted, in a
@@ -167,21 +171,23 @@ pub(crate) async fn schedule_conversion_days(
 /// nothing) committed before this returns, and the recompute reads its events; transactions that
 /// start after it see the job running and enqueue a new one. No event is left out of every run.
 /// Session-level lock and unlock, so ingestion pauses for the drain only, not for the whole
-/// recompute.
-pub async fn ingest_barrier(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
-    sqlx::query(
-        "SELECT pg_advisory_lock(tally_ingest_lock_key($1)), pg_advisory_unlock(tally_ingest_lock_key($1))",
+/// recompute; the sequence is read between the two (target list order).
+pub async fn ingest_barrier(conn: &mut PgConnection, tenant: TenantId) -> Result<i64, StoreError> {
+    let (_, horizon, _): (String, Option<i64>, bool) = sqlx::query_as(
+        "SELECT pg_advisory_lock(tally_ingest_lock_key($1))::text,
+                pg_sequence_last_value('identity_links_seq'),
+                pg_advisory_unlock(tally_ingest_lock_key($1))",
     )
     .bind(tenant)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(horizon.unwrap_or(0))
 }
 
 /// Upserts the identity rows of `windows` (an explicit request: the API or the CLI) and enqueues
 /// a job for each that has none pending. Rows are locked in window order (`ORDER BY s`) so that
 /// concurrent requests for the same days never deadlock.
-async fn schedule_windows(
+pub(crate) async fn schedule_windows(
     conn: &mut PgConnection,
     tenant: TenantId,
     windows: &[(DateTime<Utc>, DateTime<Utc>)],
@@ -277,18 +283,22 @@ pub async fn lock_tenant(
 }
 
 /// The tenant's attribution parameters.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttributionSettings {
     pub lookback_days: i32,
     pub time_decay_half_life_hours: f64,
     pub markov_order: i32,
+    pub time_zone: String,
+    pub identity_cross_session: bool,
+    pub identity_max_component_ids: i32,
 }
 
 pub async fn attribution_settings(
     conn: &mut PgConnection,
 ) -> Result<AttributionSettings, StoreError> {
     sqlx::query_as(
-        "SELECT lookback_days, time_decay_half_life_hours, markov_order FROM tenant_settings",
+        "SELECT lookback_days, time_decay_half_life_hours, markov_order, time_zone,
+                identity_cross_session, identity_max_component_ids FROM tenant_settings",
     )
     .fetch_optional(conn)
     .await?
@@ -304,54 +314,56 @@ pub struct WindowEvents {
     pub currencies: Vec<String>,
 }
 
-/// The SQL spelling of a journey's identity (user, else anonymous, else session id); the index
-/// `attribution_events_touches_by_identity` is on exactly this expression.
-const IDENTITY: &str = "COALESCE(user_id, anonymous_id, session_id)";
-
 /// Loads the conversions of `[start, end)` and the touches that can be in their journeys or in
-/// the window's non-converting paths: every touch of the window, plus the touches of converting
-/// identities in the lookback before it. Other identities' older touches are left out on purpose:
-/// they are earlier windows' paths, and loading them would read `lookback` days for every day.
+/// the window's non-converting paths: every touch of the window, plus the touches of every id of
+/// the converting journeys (see [`JourneyScope`]) in the lookback before it. Other journeys'
+/// older touches are left out on purpose: they are earlier windows' paths, and loading them would
+/// read `lookback` days for every day.
 pub async fn load_window(
     conn: &mut PgConnection,
     tenant: TenantId,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
     lookback: TimeDelta,
+    scope: JourneyScope,
 ) -> Result<WindowEvents, StoreError> {
-    let conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
+    let first = scope.first_id();
+    let mut conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, {IDENTITY}, occurred_at, revenue_cents, currency::text FROM attribution_events
-             WHERE tenant_id = $1 AND kind = 'conversion' AND occurred_at >= $2 AND occurred_at < $3"
+            "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
+             FROM attribution_events e
+             WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
+               AND e.occurred_at < $3"
         )))
         .bind(tenant)
         .bind(start)
         .bind(end)
         .fetch_all(&mut *conn)
         .await?;
-    // The converting identities go in as an array, so the plan is a nested loop over the
-    // identity index whatever the table's statistics say (they are stale right after a bulk load).
-    let mut identities: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
-    identities.sort_unstable();
-    identities.dedup();
-    let touches: Vec<(Uuid, String, DateTime<Utc>, String)> =
+    let mut touches: Vec<(Uuid, String, DateTime<Utc>, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, {IDENTITY}, occurred_at, channel_code FROM attribution_events
-             WHERE tenant_id = $1 AND kind = 'touch' AND occurred_at >= $2 AND occurred_at < $3
-             UNION ALL
-             SELECT e.id, c.identity, e.occurred_at, e.channel_code
-             FROM unnest($5::text[]) AS c(identity)
-             JOIN attribution_events e ON e.tenant_id = $1 AND e.kind = 'touch'
-                  AND COALESCE(e.user_id, e.anonymous_id, e.session_id) = c.identity
-                  AND e.occurred_at >= $2 - $4 AND e.occurred_at < $2"
+            "SELECT e.id, {first}, e.occurred_at, e.channel_code FROM attribution_events e
+             WHERE e.tenant_id = $1 AND e.kind = 'touch' AND e.occurred_at >= $2
+               AND e.occurred_at < $3"
         )))
         .bind(tenant)
         .bind(start)
         .bind(end)
-        .bind(lookback)
-        .bind(&identities)
         .fetch_all(&mut *conn)
         .await?;
+    let ids = conversions
+        .iter_mut()
+        .map(|c| &mut c.1)
+        .chain(touches.iter_mut().map(|t| &mut t.1));
+    scope.keys(conn, tenant, ids).await?;
+    let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
+    touches.extend(
+        scope
+            .touches(conn, tenant, (&ids, &id_keys), (start - lookback, start))
+            .await?,
+    );
     let mut window = WindowEvents {
         touches: Vec::with_capacity(touches.len()),
         conversions: Vec::with_capacity(conversions.len()),

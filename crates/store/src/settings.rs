@@ -35,6 +35,9 @@ const MARKOV_ORDER: RangeInclusive<f64> = 1.0..=3.0;
 const RATE_LIMIT: RangeInclusive<f64> = 1.0..=1_000_000_000.0;
 /// Up to a year, as the column's CHECK (migration 0040).
 const GRACE_HOURS: RangeInclusive<f64> = 0.0..=8760.0;
+/// A shopper of one id links nothing; past 10,000 ids one journey is no longer a person's, and
+/// each merge rewrites every member row (migration 0100's CHECK).
+const COMPONENT_IDS: RangeInclusive<f64> = 2.0..=10_000.0;
 /// The areas of IANA's canonical `Area/Location` names. Abbreviations and legacy aliases (`CET`,
 /// `EST`, `EST5EDT`, `US/Eastern`, `Etc/GMT+1`) are in PostgreSQL's list too but refused: they
 /// name no place, so their offset and daylight-saving rules need not be the shop's (`EST` is
@@ -79,12 +82,18 @@ pub struct TenantSettings {
     /// The web origins (`scheme://host[:port]`) whose pages may send events with a publishable
     /// key; empty refuses publishable keys everywhere.
     pub allowed_origins: Vec<String>,
+    /// Whether journeys follow the shopper across sessions through linked ids; off, a journey
+    /// stays inside one session and events record no links.
+    pub identity_cross_session: bool,
+    /// The most ids one shopper may have; a link that would exceed it is refused and reported.
+    pub identity_max_component_ids: i32,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "currency::text AS currency, time_zone, lookback_days, \
     time_decay_half_life_hours, markov_order, default_model, rate_limit_per_minute, \
-    rate_limit_burst, reconciliation_grace_hours, allowed_origins, updated_at";
+    rate_limit_burst, reconciliation_grace_hours, allowed_origins, identity_cross_session, \
+    identity_max_component_ids, updated_at";
 
 impl TenantSettings {
     /// Whether stored attributions computed under `self` may differ under `other`.
@@ -93,6 +102,7 @@ impl TenantSettings {
             || self.time_decay_half_life_hours != other.time_decay_half_life_hours
             || self.markov_order != other.markov_order
             || self.time_zone != other.time_zone
+            || self.identity_cross_session != other.identity_cross_session
     }
 }
 
@@ -128,6 +138,9 @@ pub struct SettingsPatch {
     /// a non-default port only (no path, no trailing slash, no wildcard); at most 100.
     #[schema(max_items = 100, example = json!(["https://shop.example"]))]
     pub allowed_origins: Option<Vec<String>>,
+    pub identity_cross_session: Option<bool>,
+    #[schema(minimum = 2, maximum = 10000)]
+    pub identity_max_component_ids: Option<i32>,
 }
 
 /// A member's problem: code and message, located by the caller.
@@ -180,6 +193,11 @@ impl SettingsPatch {
                         Ok(())
                     }
                 },
+                "identity_cross_session" => {
+                    boolean(value).map(|v| patch.identity_cross_session = Some(v))
+                }
+                "identity_max_component_ids" => integer(value, COMPONENT_IDS)
+                    .map(|v| patch.identity_max_component_ids = Some(v)),
                 _ => Err((
                     codes::UNKNOWN_FIELD,
                     "not a setting; see GET /v1/settings for the members".into(),
@@ -357,6 +375,12 @@ fn origin(raw: &str) -> Result<String, Refusal> {
     }
 }
 
+fn boolean(value: &Value) -> Result<bool, Refusal> {
+    present(value)?
+        .as_bool()
+        .ok_or_else(|| (codes::INVALID_TYPE, "must be true or false".into()))
+}
+
 fn model(value: &Value) -> Result<String, Refusal> {
     let code = text(value)?;
     code.parse::<Model>()
@@ -425,7 +449,7 @@ pub struct SettingsChange {
 
 impl fmt::Display for TenantSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, String); 11] = [
+        let rows: [(&str, String); 13] = [
             ("currency", self.currency.clone()),
             ("time_zone", self.time_zone.clone()),
             ("lookback_days", self.lookback_days.to_string()),
@@ -445,6 +469,14 @@ impl fmt::Display for TenantSettings {
                 self.reconciliation_grace_hours.to_string(),
             ),
             ("allowed_origins", self.allowed_origins.join(" ")),
+            (
+                "identity_cross_session",
+                self.identity_cross_session.to_string(),
+            ),
+            (
+                "identity_max_component_ids",
+                self.identity_max_component_ids.to_string(),
+            ),
             ("updated_at", self.updated_at.to_rfc3339()),
         ];
         for (name, value) in rows {
@@ -580,9 +612,11 @@ async fn write(
              rate_limit_per_minute = COALESCE($7, rate_limit_per_minute),
              rate_limit_burst = COALESCE($8, rate_limit_burst),
              reconciliation_grace_hours = COALESCE($9, reconciliation_grace_hours),
-             allowed_origins = COALESCE($11, allowed_origins),
+             identity_cross_session = COALESCE($10, identity_cross_session),
+             identity_max_component_ids = COALESCE($11, identity_max_component_ids),
+             allowed_origins = COALESCE($13, allowed_origins),
              updated_at = now()
-         WHERE tenant_id = $10
+         WHERE tenant_id = $12
          RETURNING {COLUMNS}"
     )))
     .bind(&patch.currency)
@@ -594,6 +628,8 @@ async fn write(
     .bind(patch.rate_limit_per_minute)
     .bind(patch.rate_limit_burst)
     .bind(patch.reconciliation_grace_hours)
+    .bind(patch.identity_cross_session)
+    .bind(patch.identity_max_component_ids)
     .bind(tenant)
     .bind(&patch.allowed_origins)
     .fetch_optional(conn)
@@ -633,7 +669,8 @@ mod tests {
             "currency": "EURO", "time_zone": "CET", "lookback_days": 366,
             "time_decay_half_life_hours": 0.5, "markov_order": 1.5, "default_model": "best",
             "rate_limit_per_minute": 1e30, "rate_limit_burst": "10",
-            "reconciliation_grace_hours": -1, "a/b~c": null
+            "reconciliation_grace_hours": -1, "identity_cross_session": "no",
+            "identity_max_component_ids": 1, "a/b~c": null
         }));
         assert_eq!(
             errors,
@@ -651,6 +688,11 @@ mod tests {
                 ("/rate_limit_burst".to_string(), codes::INVALID_TYPE),
                 (
                     "/reconciliation_grace_hours".to_string(),
+                    codes::OUT_OF_RANGE
+                ),
+                ("/identity_cross_session".to_string(), codes::INVALID_TYPE),
+                (
+                    "/identity_max_component_ids".to_string(),
                     codes::OUT_OF_RANGE
                 ),
                 ("/a~1b~0c".to_string(), codes::UNKNOWN_FIELD),

@@ -67,11 +67,57 @@ pub fn generate_day(events: usize, day: DateTime<Utc>, seed: u64) -> Vec<DayEven
 }
 
 /// Inserts events in the caller's tenant transaction, 50,000 rows a statement. Identities go in
-/// `user_id`; the client event id is the row id in text.
+/// `user_id` of every event; the client event id is the row id in text.
 pub async fn insert_events(
     conn: &mut PgConnection,
     tenant: TenantId,
     events: &[DayEvent],
+) -> Result<(), sqlx::Error> {
+    insert(conn, tenant, events, false).await
+}
+
+/// [`insert_events`] for identity stitching's A/B: the same journeys, but only the conversion
+/// carries the user id; its touches carry the session alone, and ingestion's link of session
+/// and user (an `identity_links` row per converting identity) is what joins them again.
+pub async fn insert_linked_events(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    events: &[DayEvent],
+) -> Result<(), sqlx::Error> {
+    insert(conn, tenant, events, true).await?;
+    // Held as ingestion holds it while it draws from the links sequence (migration 0100).
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(tally_ingest_lock_key($1))")
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
+    let conversions: Vec<&DayEvent> = events
+        .iter()
+        .filter(|e| e.revenue_cents.is_some())
+        .collect();
+    for chunk in conversions.chunks(50_000) {
+        let identities: Vec<&str> = chunk.iter().map(|e| e.identity.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = chunk.iter().map(|e| e.occurred_at).collect();
+        sqlx::query(
+            "INSERT INTO identity_links (tenant_id, session_id, user_id, occurred_at, source)
+             SELECT $1, 's-' || identity, identity, min(at), 'event'
+             FROM unnest($2::text[], $3::timestamptz[]) AS e(identity, at)
+             GROUP BY identity ORDER BY identity
+             ON CONFLICT ON CONSTRAINT identity_links_triple DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(identities)
+        .bind(times)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    events: &[DayEvent],
+    user_on_conversions_only: bool,
 ) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(50_000) {
         let ids: Vec<Uuid> = chunk.iter().map(|e| e.id).collect();
@@ -86,7 +132,8 @@ pub async fn insert_events(
              SELECT $1, id, id::text, sha256(id::text::bytea),
                     CASE WHEN revenue IS NULL THEN 'touch' ELSE 'conversion' END,
                     CASE WHEN revenue IS NULL THEN 'page_view' ELSE 'purchase' END,
-                    at, 's-' || identity, identity,
+                    at, 's-' || identity,
+                    CASE WHEN $7 AND revenue IS NULL THEN NULL ELSE identity END,
                     CASE WHEN revenue IS NULL THEN NULL ELSE 'o-' || id::text END, revenue,
                     CASE WHEN revenue IS NULL THEN NULL ELSE 'USD' END, channel, 'bench'
              FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[])
@@ -98,6 +145,7 @@ pub async fn insert_events(
         .bind(times)
         .bind(channels)
         .bind(revenue)
+        .bind(user_on_conversions_only)
         .execute(&mut *conn)
         .await?;
     }

@@ -4,11 +4,12 @@
 
 use crate::queue::{BoxFuture, Handler};
 use anyhow::Context;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::time::Duration;
 use tally_attribution::{HalfLife, MarkovOrder, Model, ModelConfig, attribute, build_journeys};
+use tally_store::identity::{self, JourneyScope};
 use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
     self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
@@ -63,13 +64,14 @@ fn payload(job: &ClaimedJob) -> anyhow::Result<RecomputePayload> {
 async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     let window = recompute::get_recompute(tx, payload(job)?.recompute_id).await?;
     recompute::lock_tenant(tx, job.tenant_id, &window.model_version).await?;
-    // Events whose transactions saw this job still pending must be in what we read.
-    recompute::ingest_barrier(tx, job.tenant_id).await?;
+    // Events (and links) whose transactions saw this job still pending must be in what we read.
+    let links_horizon = recompute::ingest_barrier(tx, job.tenant_id).await?;
     let settings = recompute::attribution_settings(tx).await?;
     let lookback = TimeDelta::days(settings.lookback_days.into());
     let models = model_configs(&settings)?;
     let span = rollups::job_span(tx, (window.window_start, window.window_end)).await?;
-    let events = recompute::load_window(tx, job.tenant_id, span.0, span.1, lookback).await?;
+    let scope = stitch(tx, job, &settings, links_horizon, span).await?;
+    let events = recompute::load_window(tx, job.tenant_id, span, lookback, scope).await?;
     // The models are CPU-bound for up to seconds; keep them off the async threads.
     let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
         .await
@@ -97,6 +99,45 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     Ok(())
+}
+
+/// Folds the links that committed since the tenant's last fold, so this run reads today's
+/// shoppers, and schedules the other days whose journeys a merge changed: each holds a
+/// conversion of a merged shopper, and its stored allocations change when its own run comes.
+async fn stitch(
+    tx: &mut PgConnection,
+    job: &ClaimedJob,
+    settings: &AttributionSettings,
+    links_horizon: i64,
+    running: (DateTime<Utc>, DateTime<Utc>),
+) -> anyhow::Result<JourneyScope> {
+    let fold = identity::fold(
+        tx,
+        job.tenant_id,
+        links_horizon,
+        settings.identity_max_component_ids,
+    )
+    .await?;
+    if fold.refused > 0 {
+        tracing::warn!(
+            tenant = %job.tenant_id,
+            refused = fold.refused,
+            "identity links refused by the component cap"
+        );
+    }
+    let scope = JourneyScope::new(settings.identity_cross_session);
+    if scope == JourneyScope::CrossSession {
+        identity::schedule_merged(
+            tx,
+            job.tenant_id,
+            &fold.merged,
+            &settings.time_zone,
+            running,
+            &job.correlation_id,
+        )
+        .await?;
+    }
+    Ok(scope)
 }
 
 /// The eight models with the tenant's parameters.

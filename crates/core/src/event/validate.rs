@@ -171,17 +171,17 @@ struct Members<'a> {
 /// one that is parsed (a type) or only partly kept (the referrer's host) is copied verbatim into
 /// the dead-letter queue when the event is refused for another reason.
 #[derive(Clone, Copy)]
-struct TextRule {
+pub(super) struct TextRule {
     max_chars: usize,
     required: bool,
 }
 
 impl TextRule {
-    const ID: TextRule = TextRule {
+    pub(super) const ID: TextRule = TextRule {
         max_chars: MAX_ID_CHARS,
         required: false,
     };
-    const REQUIRED_ID: TextRule = TextRule {
+    pub(super) const REQUIRED_ID: TextRule = TextRule {
         required: true,
         ..TextRule::ID
     };
@@ -194,7 +194,7 @@ impl TextRule {
         required: false,
     };
     /// Parsed into something else: a type, a timestamp, a currency.
-    const KEYWORD: TextRule = TextRule {
+    pub(super) const KEYWORD: TextRule = TextRule {
         max_chars: 64,
         required: false,
     };
@@ -205,8 +205,8 @@ impl TextRule {
 }
 
 #[derive(Default)]
-struct Validator {
-    errors: Vec<FieldError>,
+pub(super) struct Validator {
+    pub(super) errors: Vec<FieldError>,
 }
 
 impl Validator {
@@ -255,7 +255,7 @@ impl Validator {
 
     /// An unknown member is refused; one named by personal data is reported as such, without
     /// repeating a name that is itself an address.
-    fn unknown_member(&mut self, name: &str) {
+    pub(super) fn unknown_member(&mut self, name: &str) {
         let (segment, code, message) = match pii::classify_key(name) {
             None => (
                 Segment::Key(name),
@@ -271,7 +271,7 @@ impl Validator {
     }
 
     /// A string member; `None` when absent or invalid (the error is recorded).
-    fn text<'a>(
+    pub(super) fn text<'a>(
         &mut self,
         name: &str,
         value: Option<&'a Value>,
@@ -323,19 +323,31 @@ impl Validator {
     }
 
     fn occurred_at(&mut self, value: Option<&Value>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let text = self.text("occurred_at", value, TextRule::REQUIRED_KEYWORD)?;
+        self.instant("occurred_at", value, now, TextRule::REQUIRED_KEYWORD)
+    }
+
+    /// An RFC 3339 instant that is neither ahead of `now` by more than the clock drift allows
+    /// nor before 2000.
+    pub(super) fn instant(
+        &mut self,
+        name: &str,
+        value: Option<&Value>,
+        now: DateTime<Utc>,
+        rule: TextRule,
+    ) -> Option<DateTime<Utc>> {
+        let text = self.text(name, value, rule)?;
         let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) else {
             let message = "must be an RFC 3339 timestamp with an offset, e.g. 2024-05-01T12:00:00Z";
-            self.push_member("occurred_at", codes::INVALID_FORMAT, message);
+            self.push_member(name, codes::INVALID_FORMAT, message);
             return None;
         };
         let at = at.with_timezone(&Utc);
         if at > now + MAX_CLOCK_AHEAD {
             let message = "is more than 5 minutes ahead of the server clock";
-            self.push_member("occurred_at", codes::IN_FUTURE, message);
+            self.push_member(name, codes::IN_FUTURE, message);
             None
         } else if at.timestamp() < EARLIEST_UNIX_SECONDS {
-            self.push_member("occurred_at", codes::TOO_OLD, "is before the year 2000");
+            self.push_member(name, codes::TOO_OLD, "is before the year 2000");
             None
         } else {
             Some(at)

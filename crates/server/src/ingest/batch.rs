@@ -71,6 +71,13 @@ pub enum EventResult {
         error_code: String,
         errors: Vec<FieldError>,
     },
+    /// A Segment `identify` call: its anonymous id and user id are linked (`known`: the link
+    /// existed already), like `POST /v1/identify`.
+    Linked {
+        anonymous_id: String,
+        user_id: String,
+        known: bool,
+    },
     /// Valid as far as the checks go, but the database refused to store it (`error_code` says
     /// why, e.g. `unstorable_value`, `constraint_violation`); nothing was written for it, and
     /// sending it unchanged fails the same way. The batch's other events are unaffected.
@@ -90,6 +97,7 @@ impl EventResult {
             EventResult::Conflict { .. } => "conflict",
             EventResult::Rejected { .. } => "rejected",
             EventResult::Refused { .. } => "refused",
+            EventResult::Linked { .. } => "linked",
         }
     }
 }

@@ -320,7 +320,8 @@ pub struct ModelSplit {
 pub struct ConversionAttribution {
     pub conversion: ConversionInfo,
     pub model_version: String,
-    /// The touches of its journey (same identity, within the tenant's lookback), oldest first;
+    /// The touches of its journey (every id stitched to the conversion's, or its session when
+    /// the tenant stitches no further; within the tenant's lookback), oldest first;
     /// empty means the conversion is credited to `direct`.
     pub journey: Vec<JourneyStep>,
     /// The split under each model, once its window has been computed.
@@ -341,7 +342,8 @@ async fn conversion(
     Path(event_id): Path<String>,
 ) -> Result<Json<ConversionAttribution>, ApiError> {
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
-    let detail = queries::conversion_detail(&mut tx, MODEL_VERSION, &event_id).await?;
+    let detail =
+        queries::conversion_detail(&mut tx, caller.tenant_id, MODEL_VERSION, &event_id).await?;
     let mut splits: Vec<ModelSplit> = Vec::new();
     for a in detail.allocations {
         if splits.last().is_none_or(|s| s.model != a.model) {

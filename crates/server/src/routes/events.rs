@@ -197,6 +197,10 @@ pub fn single_response(result: EventResult) -> Result<Response, ApiError> {
             error_code,
             detail,
         )),
+        linked @ EventResult::Linked { known, .. } => {
+            let status = if known { StatusCode::OK } else { StatusCode::CREATED };
+            Ok((status, Json(linked)).into_response())
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod dead_events;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
@@ -29,6 +30,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(segment::router())
         .merge(snippet::router())
+        .merge(identity::router())
         .merge(dead_events::router())
         .merge(channel_rules::router())
         .merge(webhooks::router())

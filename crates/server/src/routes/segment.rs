@@ -21,8 +21,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tally_core::event::{ValidIdentify, validate_identify};
 use tally_core::pii;
 use tally_store::dead_events::NewDeadEvent;
+use tally_store::identity::Identify;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,8 +37,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The dead-letter code of a call with no Tally meaning.
 const UNMAPPABLE: &str = "unmappable_segment_call";
-/// The dead-letter code of an identify call while no identity graph takes it.
-const IDENTIFY_UNAVAILABLE: &str = "identify_unavailable";
 
 /// One call of the Segment Spec. Tally reads the members below and keeps the other
 /// `properties`; other members (`integrations`, `traits`, most of `context`) are ignored.
@@ -187,21 +187,38 @@ async fn ingest(
                 Ok(Mapped::Identify {
                     anonymous_id,
                     user_id,
-                }) => match link_identity(state, caller, &anonymous_id, &user_id).await {
-                    Ok(result) => {
-                        linked.push((i, result));
-                        continue;
+                }) => {
+                    let body =
+                        serde_json::json!({"anonymous_id": anonymous_id, "user_id": user_id});
+                    match validate_identify(&body, chrono::Utc::now()) {
+                        Ok(valid) => {
+                            linked.push((
+                                i,
+                                link_identity(state, caller, valid, &correlation_id).await?,
+                            ));
+                            continue;
+                        }
+                        Err(errors) => {
+                            // The ids are checked as `POST /v1/identify` checks them (length,
+                            // control characters, the PII guard); pointers name Segment's members.
+                            let first = &errors[0];
+                            let pointer = match first.pointer.as_str() {
+                                "/anonymous_id" => "/anonymousId",
+                                "/user_id" => "/userId",
+                                other => other,
+                            };
+                            dead_letter(
+                                call,
+                                tally_core::event::rejection_code(&errors),
+                                Unmappable {
+                                    pointer: pointer.to_string(),
+                                    message: first.message.clone(),
+                                },
+                                &correlation_id,
+                            )
+                        }
                     }
-                    Err(reason) => dead_letter(
-                        call,
-                        IDENTIFY_UNAVAILABLE,
-                        Unmappable {
-                            pointer: String::new(),
-                            message: reason.into(),
-                        },
-                        &correlation_id,
-                    ),
-                },
+                }
                 Err(unmappable) => dead_letter(call, UNMAPPABLE, unmappable, &correlation_id),
             },
         );
@@ -214,20 +231,28 @@ async fn ingest(
     Ok(results)
 }
 
-/// Links a visitor's anonymous id to its user id. Identity stitching (`POST /v1/identify`,
-/// issue 13 §1) is built apart from this module; until it is wired in here, every identify
-/// call is refused with this reason and kept as a dead letter, so none is lost. Once wired, it
-/// answers the call's result.
+/// Links a visitor's anonymous id to its user id, as `POST /v1/identify` does.
 async fn link_identity(
-    _state: &AppState,
-    _caller: &Caller,
-    _anonymous_id: &str,
-    _user_id: &str,
-) -> Result<EventResult, &'static str> {
-    Err(
-        "identify calls are not linked yet: identity stitching is not part of this build, so \
-         the call is kept as a dead letter (discard it, or send it again once stitching is on)",
-    )
+    state: &AppState,
+    caller: &Caller,
+    valid: ValidIdentify,
+    correlation_id: &str,
+) -> Result<EventResult, ApiError> {
+    let link = Identify {
+        anonymous_id: valid.anonymous_id,
+        user_id: valid.user_id,
+        session_id: valid.session_id,
+        occurred_at: valid.occurred_at,
+    };
+    let outcome = state
+        .db
+        .identify(caller.tenant_id, link, correlation_id)
+        .await?;
+    Ok(EventResult::Linked {
+        known: outcome.status != "linked",
+        anonymous_id: outcome.anonymous_id,
+        user_id: outcome.user_id,
+    })
 }
 
 fn dead_letter(call: &Value, code: &'static str, why: Unmappable, correlation_id: &str) -> Checked {

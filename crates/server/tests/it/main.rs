@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod health;
 mod idempotency;
+mod identity;
 mod input;
 mod ledger;
 mod openapi;

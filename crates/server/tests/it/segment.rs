@@ -172,10 +172,10 @@ async fn batches_map_each_call_and_dead_letter_what_cannot_be_mapped() {
         .collect();
     assert_eq!(
         outcomes,
-        ["accepted", "accepted", "rejected", "rejected", "rejected"],
+        ["accepted", "accepted", "linked", "rejected", "rejected"],
         "{body}"
     );
-    assert_eq!(body["results"][2]["error_code"], "identify_unavailable");
+    assert_eq!(body["results"][2]["known"], false, "{body}");
     assert_eq!(body["results"][3]["error_code"], "unmappable_segment_call");
     assert_eq!(body["results"][3]["errors"][0]["pointer"], "/event");
     assert_eq!(body["results"][4]["errors"][0]["pointer"], "/type");
@@ -194,16 +194,11 @@ async fn batches_map_each_call_and_dead_letter_what_cannot_be_mapped() {
         .get("/v1/dead-events?source=segment&status=open", StatusCode::OK)
         .await;
     let items = dead["items"].as_array().unwrap();
-    assert_eq!(items.len(), 3, "{dead}");
-    let identify = items
-        .iter()
-        .find(|d| d["event_id"] == "b-identify")
-        .unwrap();
+    assert_eq!(items.len(), 2, "{dead}");
+    // The identify call linked its ids instead (identity stitching).
     assert!(
-        !identify["payload"]
-            .to_string()
-            .contains("peter@example.com"),
-        "{identify}"
+        items.iter().all(|d| d["event_id"] != "b-identify"),
+        "{dead}"
     );
 }
 
@@ -212,16 +207,15 @@ async fn invalid_calls_get_problems_with_their_dead_letter() {
     let s = TestServer::start().await;
     let identify =
         json!({"type": "identify", "messageId": "i-1", "anonymousId": "a", "userId": "u"});
-    let body = post(
-        &s,
-        "/v1/segment",
-        &identify,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_problem(&body, 422, "validation_failed");
+    let body = post(&s, "/v1/segment", &identify, StatusCode::CREATED).await;
+    assert_eq!(body["status"], "linked", "{body}");
+    let again = post(&s, "/v1/segment", &identify, StatusCode::OK).await;
+    assert_eq!(again["known"], true, "{again}");
+    // Ids are checked as `POST /v1/identify` checks them: an e-mail address is refused.
+    let pii = json!({"type": "identify", "anonymousId": "a", "userId": "peter@example.com"});
+    let body = post(&s, "/v1/segment", &pii, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(body["dead_event_id"].is_string(), "{body}");
-    assert_eq!(body["errors"][0]["code"], "identify_unavailable");
+    assert_eq!(body["errors"][0]["pointer"], "/userId", "{body}");
 
     let mut bad_currency = order_completed("bad-1");
     bad_currency["properties"]["currency"] = json!("XXX1");

@@ -59,6 +59,14 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
         INSERT INTO dashboard_sessions (tenant_id, key_id, token_sha256, expires_at)
             SELECT '{tenant}', key_id, sha256(('session ' || '{tenant}')::bytea), now() + interval '1 hour'
             FROM api_keys WHERE tenant_id = '{tenant}';
+        INSERT INTO identity_links (tenant_id, session_id, anonymous_id, occurred_at, source)
+            VALUES ('{tenant}', 's-1', 'a-1', now(), 'event');
+        INSERT INTO identity_members (tenant_id, identity, component)
+            VALUES ('{tenant}', 's:s-1', 'a:a-1');
+        INSERT INTO identity_fold_marks (tenant_id, folded_through) VALUES ('{tenant}', 1);
+        INSERT INTO identity_rejected_links (tenant_id, link_seq, identity, other_identity,
+                component_ids, other_ids, max_ids, occurred_at)
+            VALUES ('{tenant}', 1, 'u:kiosk', 'a:a-2', 100, 1, 100, now());
         COMMIT;
         "#
     );

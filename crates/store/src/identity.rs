@@ -1,0 +1,472 @@
+//! Identity stitching (migration 0100): recording links, folding them into shoppers, and the
+//! journey keys and touch lookups the recompute and the conversion detail share.
+//!
+//! An event's journey key is the shopper (component) of its first id (user, else anonymous,
+//! else session, typed as in [`tally_attribution::identity`]), or that id itself when it was
+//! never linked. The ids of one event are linked by the event, so they share the key unless
+//! the component cap refused their link; the first id decides then, as before stitching.
+//! With cross-session stitching off the key is the session.
+
+use crate::db::Database;
+use crate::error::StoreError;
+use crate::ids::TenantId;
+use crate::recompute::{self, RecomputeJob};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use std::collections::{BTreeSet, HashMap};
+use tally_attribution::identity::{Components, IdKind, LinkOutcome};
+use uuid::Uuid;
+
+/// The typed first id of the event row `e`; `attribution_events_touches_by_identity` and
+/// `attribution_events_conversions_by_identity` index its untyped value.
+const FIRST_ID: &str = "CASE WHEN e.user_id IS NOT NULL THEN 'u:' || e.user_id \
+     WHEN e.anonymous_id IS NOT NULL THEN 'a:' || e.anonymous_id ELSE 's:' || e.session_id END";
+
+/// How the tenant's journeys are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JourneyScope {
+    /// The shopper: every id linked to the event's first id.
+    CrossSession,
+    /// The session only.
+    Session,
+}
+
+impl JourneyScope {
+    pub fn new(cross_session: bool) -> Self {
+        if cross_session {
+            Self::CrossSession
+        } else {
+            Self::Session
+        }
+    }
+
+    /// SQL for the typed id of event row `e` that decides its journey key: its first id when
+    /// stitching across sessions, else its session. [`Self::keys`] turns these into keys.
+    pub(crate) fn first_id(self) -> &'static str {
+        match self {
+            Self::CrossSession => FIRST_ID,
+            Self::Session => "'s:' || e.session_id",
+        }
+    }
+
+    /// Replaces each id in `ids` (from [`Self::first_id`]) by its journey key: its shopper, when
+    /// it was ever linked. A lookup of the distinct ids rather than a join in the events query:
+    /// right after a bulk load the planner's statistics of `identity_members` are stale, and a
+    /// join planned on them (a nested loop over a sequential scan) took minutes for one day.
+    pub(crate) async fn keys<'a>(
+        self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        ids: impl Iterator<Item = &'a mut String>,
+    ) -> Result<(), StoreError> {
+        if self == Self::Session {
+            return Ok(());
+        }
+        let mut ids: Vec<&mut String> = ids.collect();
+        let mut distinct: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let components: HashMap<String, String> = sqlx::query_as(
+            "SELECT identity, component FROM identity_members
+             WHERE tenant_id = $1 AND identity = ANY ($2)",
+        )
+        .bind(tenant)
+        .bind(&distinct)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect();
+        for id in &mut ids {
+            if let Some(component) = components.get(id.as_str()) {
+                id.clone_from(component);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every id of the journeys keyed `keys`, as parallel (id, key) lists: the members of each
+    /// shopper, or the key alone for a never-linked id (and for a session).
+    pub(crate) async fn ids(
+        self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        keys: &[&str],
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let mut pairs: BTreeSet<(String, String)> = keys
+            .iter()
+            .map(|k| (k.to_string(), k.to_string()))
+            .collect();
+        if self == Self::CrossSession {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT identity, component FROM identity_members
+                 WHERE tenant_id = $1 AND component = ANY ($2)",
+            )
+            .bind(tenant)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await?;
+            pairs.extend(rows);
+        }
+        Ok(pairs.into_iter().unzip())
+    }
+
+    /// Touches of `ids` (parallel to their journey `keys`) in `[from, to)`: (id, key, time,
+    /// channel). Ids go in as arrays, so the plan is a nested loop over an index whatever the
+    /// table's statistics say (they are stale right after a bulk load).
+    pub(crate) async fn touches(
+        self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        (ids, keys): (&[String], &[String]),
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<(Uuid, String, DateTime<Utc>, String)>, StoreError> {
+        let matches = match self {
+            Self::CrossSession => format!(
+                "COALESCE(e.user_id, e.anonymous_id, e.session_id) = substr(c.identity, 3)
+                 AND {FIRST_ID} = c.identity"
+            ),
+            Self::Session => "e.session_id = substr(c.identity, 3)".into(),
+        };
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT e.id, c.key, e.occurred_at, e.channel_code
+             FROM unnest($2::text[], $3::text[]) AS c(identity, key)
+             JOIN attribution_events e ON e.tenant_id = $1 AND e.kind = 'touch' AND {matches}
+                  AND e.occurred_at >= $4 AND e.occurred_at < $5"
+        )))
+        .bind(tenant)
+        .bind(ids)
+        .bind(keys)
+        .bind(from)
+        .bind(to)
+        .fetch_all(conn)
+        .await?)
+    }
+}
+
+/// What a fold did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fold {
+    /// Links folded.
+    pub links: usize,
+    /// Shoppers that a link joined to another, by their name after the fold.
+    pub merged: Vec<String>,
+    /// Links refused by the cap.
+    pub refused: usize,
+}
+
+/// Folds the tenant's links up to `horizon` (from the recompute's ingest barrier) that earlier
+/// folds have not, in link order; the caller holds the tenant's recompute lock.
+pub async fn fold(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    horizon: i64,
+    max_ids: i32,
+) -> Result<Fold, StoreError> {
+    let mark: i64 = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT folded_through FROM identity_fold_marks WHERE tenant_id = $1), 0)",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *conn)
+    .await?;
+    if horizon <= mark {
+        return Ok(Fold::default());
+    }
+    let links: Vec<StoredLink> = sqlx::query_as(
+        "SELECT seq, user_id, anonymous_id, session_id, occurred_at FROM identity_links
+         WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+    )
+    .bind(tenant)
+    .bind(mark)
+    .bind(horizon)
+    .fetch_all(&mut *conn)
+    .await?;
+    let typed: Vec<(i64, Vec<String>, DateTime<Utc>)> = links
+        .into_iter()
+        .map(|l| {
+            let (seq, at) = (l.seq, l.occurred_at);
+            (seq, l.typed_ids(), at)
+        })
+        .collect();
+    let named: Vec<&str> = typed
+        .iter()
+        .flat_map(|(_, ids, _)| ids.iter().map(String::as_str))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let stored: Vec<(String, String)> = sqlx::query_as(
+        "SELECT identity, component FROM identity_members
+         WHERE tenant_id = $1 AND component IN (
+             SELECT component FROM identity_members WHERE tenant_id = $1 AND identity = ANY ($2))",
+    )
+    .bind(tenant)
+    .bind(&named)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut graph = Components::from_rows(stored);
+    let max = usize::try_from(max_ids).unwrap_or(usize::MAX);
+    let mut merged = BTreeSet::new();
+    let mut refused = Refused::default();
+    for (seq, ids, at) in &typed {
+        // The first id (the journey key's) links to each other one.
+        for other in &ids[1..] {
+            match graph.link(&ids[0], other, max) {
+                LinkOutcome::Same => {}
+                LinkOutcome::Merged { component } => {
+                    merged.insert(component);
+                }
+                LinkOutcome::Refused { sizes } => refused.push(*seq, (&ids[0], other), sizes, *at),
+            }
+        }
+    }
+    // A shopper merged early in the fold may have been merged again under another name.
+    let merged: Vec<String> = merged
+        .iter()
+        .map(|c| graph.component(c).to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (ids, components): (Vec<&str>, Vec<&str>) = graph.changed().unzip();
+    sqlx::query(
+        "INSERT INTO identity_members (tenant_id, identity, component)
+         SELECT $1, * FROM unnest($2::text[], $3::text[])
+         ON CONFLICT (tenant_id, identity) DO UPDATE SET component = EXCLUDED.component",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(&components)
+    .execute(&mut *conn)
+    .await?;
+    refused.insert(conn, tenant, max_ids).await?;
+    sqlx::query(
+        "INSERT INTO identity_fold_marks (tenant_id, folded_through) VALUES ($1, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET folded_through = EXCLUDED.folded_through,
+             updated_at = now()",
+    )
+    .bind(tenant)
+    .bind(horizon)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Fold {
+        links: typed.len(),
+        merged,
+        refused: refused.seq.len(),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredLink {
+    seq: i64,
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    session_id: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+impl StoredLink {
+    /// Typed, the journey key's first: user, anonymous, session.
+    fn typed_ids(self) -> Vec<String> {
+        [
+            (IdKind::User, self.user_id),
+            (IdKind::Anonymous, self.anonymous_id),
+            (IdKind::Session, self.session_id),
+        ]
+        .into_iter()
+        .filter_map(|(kind, raw)| raw.map(|r| kind.id(&r)))
+        .collect()
+    }
+}
+
+/// Refused links, as columns for one insert.
+#[derive(Default)]
+struct Refused {
+    seq: Vec<i64>,
+    identity: Vec<String>,
+    other: Vec<String>,
+    sizes: (Vec<i32>, Vec<i32>),
+    at: Vec<DateTime<Utc>>,
+}
+
+impl Refused {
+    fn push(&mut self, seq: i64, (a, b): (&str, &str), sizes: (usize, usize), at: DateTime<Utc>) {
+        self.seq.push(seq);
+        self.identity.push(a.to_owned());
+        self.other.push(b.to_owned());
+        let size = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        self.sizes.0.push(size(sizes.0));
+        self.sizes.1.push(size(sizes.1));
+        self.at.push(at);
+    }
+
+    async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        max_ids: i32,
+    ) -> Result<(), StoreError> {
+        if self.seq.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO identity_rejected_links (tenant_id, link_seq, identity, other_identity,
+                 component_ids, other_ids, occurred_at, max_ids)
+             SELECT $1, u.*, $8 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[],
+                 $6::int[], $7::timestamptz[]) AS u
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&self.seq)
+        .bind(&self.identity)
+        .bind(&self.other)
+        .bind(&self.sizes.0)
+        .bind(&self.sizes.1)
+        .bind(&self.at)
+        .bind(max_ids)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Schedules the recompute of every tenant day (in `time_zone`) that holds a conversion of the
+/// `merged` shoppers, except `running` (the window whose run folded them and reads them next).
+pub async fn schedule_merged(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    merged: &[String],
+    time_zone: &str,
+    running: (DateTime<Utc>, DateTime<Utc>),
+    correlation_id: &str,
+) -> Result<Vec<RecomputeJob>, StoreError> {
+    if merged.is_empty() {
+        return Ok(Vec::new());
+    }
+    let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH days AS (
+             SELECT DISTINCT (e.occurred_at AT TIME ZONE $3)::date AS day
+             FROM identity_members m
+             JOIN attribution_events e ON e.tenant_id = $1 AND e.kind = 'conversion'
+                  AND COALESCE(e.user_id, e.anonymous_id, e.session_id) = substr(m.identity, 3)
+                  AND {FIRST_ID} = m.identity
+             WHERE m.tenant_id = $1 AND m.component = ANY ($2))
+         SELECT day::timestamp AT TIME ZONE $3, (day + 1)::timestamp AT TIME ZONE $3
+         FROM days ORDER BY 1"
+        )))
+        .bind(tenant)
+        .bind(merged)
+        .bind(time_zone)
+        .fetch_all(&mut *conn)
+        .await?;
+    let windows: Vec<_> = windows.into_iter().filter(|w| *w != running).collect();
+    if windows.is_empty() {
+        return Ok(Vec::new());
+    }
+    recompute::schedule_windows(
+        conn,
+        tenant,
+        &windows,
+        tally_attribution::MODEL_VERSION,
+        correlation_id,
+    )
+    .await
+}
+
+/// A link named by `POST /v1/identify`.
+#[derive(Debug, Clone)]
+pub struct Identify {
+    pub anonymous_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What `POST /v1/identify` recorded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IdentifyOutcome {
+    /// `linked`: a new link, folded by the next recompute; `known`: these ids were linked
+    /// together before (by an event or an earlier call), nothing was written.
+    pub status: &'static str,
+    pub anonymous_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Database {
+    /// Records an explicit link and schedules the recompute of its day (whose run folds it, and
+    /// schedules the days whose journeys it changes), as ingestion does for an event.
+    pub async fn identify(
+        &self,
+        tenant: TenantId,
+        link: Identify,
+        correlation_id: &str,
+    ) -> Result<IdentifyOutcome, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        // Before the insert draws from the links sequence: the fold's horizon relies on it.
+        recompute::hold_ingest_lock(&mut tx, tenant).await?;
+        let written = sqlx::query(
+            "INSERT INTO identity_links (tenant_id, session_id, anonymous_id, user_id, occurred_at, source)
+             VALUES ($1, $2, $3, $4, $5, 'identify')
+             ON CONFLICT ON CONSTRAINT identity_links_triple DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&link.session_id)
+        .bind(&link.anonymous_id)
+        .bind(&link.user_id)
+        .bind(link.occurred_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if written > 0 {
+            recompute::schedule_for_events(&mut tx, tenant, &[link.occurred_at], correlation_id)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(IdentifyOutcome {
+            status: if written > 0 { "linked" } else { "known" },
+            anonymous_id: link.anonymous_id,
+            user_id: link.user_id,
+            session_id: link.session_id,
+            occurred_at: link.occurred_at,
+        })
+    }
+
+    /// The links the component cap refused, newest first.
+    pub async fn rejected_links(
+        &self,
+        tenant: TenantId,
+        limit: i64,
+    ) -> Result<Vec<RejectedLink>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query_as(
+            "SELECT identity, other_identity, component_ids, other_ids, max_ids, occurred_at,
+                    rejected_at
+             FROM identity_rejected_links
+             ORDER BY rejected_at DESC, link_seq DESC, identity, other_identity LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// A link the component cap refused. Ids are typed: `s:` session, `a:` anonymous, `u:` user.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RejectedLink {
+    #[schema(example = "u:kiosk-1")]
+    pub identity: String,
+    #[schema(example = "a:7f3c")]
+    pub other_identity: String,
+    /// Ids of `identity`'s shopper when the link came.
+    pub component_ids: i32,
+    /// Ids of `other_identity`'s shopper.
+    pub other_ids: i32,
+    /// The tenant's `identity_max_component_ids` then.
+    pub max_ids: i32,
+    /// When the event (or identify call) that carried the link happened.
+    pub occurred_at: DateTime<Utc>,
+    pub rejected_at: DateTime<Utc>,
+}
