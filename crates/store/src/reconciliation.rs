@@ -400,8 +400,9 @@ pub async fn load_orders(
     })
 }
 
-/// One conversion's stored split under one model, to spread its verified net over.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One conversion's stored split under one model, to spread its verified net over. Equal when
+/// every column is.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AllocationShare {
     pub conversion_id: Uuid,
     pub model: String,
