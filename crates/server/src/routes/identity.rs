@@ -104,6 +104,7 @@ async fn identify(
 #[into_params(parameter_in = Query)]
 pub struct RejectedQuery {
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

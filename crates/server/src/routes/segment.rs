@@ -11,8 +11,8 @@ use crate::ingest::batch::{self, Checked, EventResult};
 use crate::ingest::segment::{self, Mapped, Unmappable};
 use crate::ingest::tenant::TenantIngest;
 use crate::routes::events::{
-    BatchResponse, MAX_BATCH_BYTES, MAX_EVENT_BODY_BYTES, SingleResult, check_batch_len,
-    parse_json_body, single_response,
+    BatchResponse, MAX_BATCH_BYTES, MAX_EVENT_BODY_BYTES, check_batch_len, parse_json_body,
+    single_response,
 };
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -71,13 +71,23 @@ pub struct SegmentCall {
     properties: Option<Value>,
 }
 
-/// A Segment batch (`/v1/batch` shape): at most 1000 calls and 1 MiB; `context` and `sentAt`
-/// apply to calls without their own. A bare JSON array of calls is accepted too.
+/// A Segment batch (`/v1/batch` shape, at most 1000 calls and 1 MiB) or a bare JSON array of
+/// calls. Each call is mapped on its own against [`SegmentCall`]: one that is not a call Tally
+/// can map (even `null`) comes back `rejected` in its result, kept as a dead letter, without
+/// failing the others, so an item can be any JSON.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum SegmentBatch {
+    Wrapped(SegmentBatchObject),
+    Bare(Vec<Value>),
+}
+
+/// `context` and `sentAt` apply to calls without their own.
 #[derive(ToSchema)]
 #[expect(dead_code, reason = "a schema only: batches are mapped from raw JSON")]
-pub struct SegmentBatch {
-    #[schema(max_items = 1000)]
-    batch: Vec<SegmentCall>,
+pub struct SegmentBatchObject {
+    /// At most 1000 (more is a 413); not stated as `maxItems`, like `/v1/events/batch`.
+    batch: Vec<Value>,
     #[schema(value_type = Option<Object>)]
     context: Option<Value>,
     #[schema(rename = "sentAt", value_type = Option<String>)]
@@ -97,7 +107,8 @@ fn call_types() -> utoipa::openapi::schema::Object {
     security(("api_key" = []), ("basic" = [])),
     request_body(content = SegmentCall, content_type = "application/json"),
     responses(
-        (status = 201, body = SingleResult), (status = 200, body = SingleResult),
+        (status = 201, body = EventResult, description = "an event accepted (`accepted`) or an identify call's new link (`linked`)"),
+        (status = 200, body = EventResult, description = "a duplicate event, or a link already known (`linked`, `known: true`)"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -152,12 +163,38 @@ async fn segment_batch(
         _ => return Err(not_a_batch()),
     };
     check_batch_len(calls.len())?;
+    check_shared(context.as_ref(), sent_at.as_ref())?;
     let tenant = state.tenants.get(&state.db, caller.tenant_id).await?;
     let budget = state.tenants.admit(&caller, &tenant, calls.len())?;
     let results = ingest(&state, &caller, &tenant, calls, context, sent_at).await?;
     let mut response = Json(BatchResponse::from(results)).into_response();
     response.headers_mut().extend(budget.headers());
     Ok(response)
+}
+
+/// The batch's shared members apply to every call, so their type is checked once, up front,
+/// even when no call needs them: `context` an object, `sentAt` an ISO 8601 time.
+fn check_shared(context: Option<&Value>, sent_at: Option<&Value>) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if context.is_some_and(|c| !(c.is_object() || c.is_null())) {
+        errors.push(FieldError {
+            pointer: "/context".into(),
+            code: "invalid_type".into(),
+            message: "must be an object".into(),
+        });
+    }
+    if sent_at.is_some_and(|t| !(t.is_string() || t.is_null())) {
+        errors.push(FieldError {
+            pointer: "/sentAt".into(),
+            code: "invalid_type".into(),
+            message: "must be an ISO 8601 time".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable("invalid batch", errors))
+    }
 }
 
 fn not_a_batch() -> ApiError {
