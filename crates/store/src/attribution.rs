@@ -131,61 +131,82 @@ pub struct ConversionPath {
     pub revenue_cents: i64,
 }
 
-/// The `limit` most frequent paths of the conversions in `[from, to)`. Journeys are rebuilt the
-/// way [`conversion_detail`] builds one (same identity, within the lookback), so a path always
-/// agrees with the drill-down; the cost grows with the window's conversions (index lookups per
-/// conversion), not with the tenant's events.
+/// The `limit` most frequent paths of the conversions in `[from, to)`, from the paths the
+/// recomputes stored ([`replace_paths`]): the journeys the models credited, stitched as they
+/// were, so a path always agrees with the allocations (and with the drill-down once a pending
+/// recompute has run).
 pub async fn top_paths(
     conn: &mut PgConnection,
+    model_version: &str,
     span: (DateTime<Utc>, DateTime<Utc>),
     limit: i64,
 ) -> Result<Vec<ConversionPath>, StoreError> {
     Ok(sqlx::query_as(
-        "WITH conv AS (
-             SELECT c.id, c.occurred_at, COALESCE(c.revenue_cents, 0) AS revenue_cents,
-                    c.currency::text AS currency,
-                    COALESCE(c.user_id, c.anonymous_id, c.session_id) AS who
-             FROM attribution_events c
-             WHERE c.kind = 'conversion' AND c.occurred_at >= $1 AND c.occurred_at < $2
-         ), touches AS (
-             -- The converting identities go in as an array, as in recompute's load_window:
-             -- the plan is then a nested loop over the identity index whatever the statistics
-             -- say. Joined to the conversions directly, stale statistics after a bulk load made
-             -- the planner scan every touch of the month once per conversion.
-             SELECT i.who, t.id, t.channel_code, t.occurred_at
-             FROM tenant_settings s, unnest(ARRAY(SELECT DISTINCT who FROM conv)) AS i(who)
-             JOIN attribution_events t ON t.kind = 'touch'
-                  AND COALESCE(t.user_id, t.anonymous_id, t.session_id) = i.who
-             WHERE t.occurred_at >= $1 - make_interval(days => s.lookback_days)
-               AND t.occurred_at < $2
-         ), steps AS (
-             SELECT conv.id, t.channel_code, t.occurred_at, t.id AS touch_id,
-                    lag(t.channel_code) OVER (PARTITION BY conv.id ORDER BY t.occurred_at, t.id)
-                      AS previous
-             FROM conv, tenant_settings s, touches t
-             WHERE t.who = conv.who
-               AND t.occurred_at BETWEEN conv.occurred_at - make_interval(days => s.lookback_days)
-                                     AND conv.occurred_at
-         ), journeys AS (
-             -- One grouped pass over the steps (a subquery per conversion read them all again).
-             SELECT id, array_agg(channel_code ORDER BY occurred_at, touch_id) AS path
-             FROM steps WHERE previous IS DISTINCT FROM channel_code
-             GROUP BY id
-         ), paths AS (
-             SELECT conv.currency, conv.revenue_cents, COALESCE(j.path, ARRAY['direct']) AS path
-             FROM conv LEFT JOIN journeys j ON j.id = conv.id
-         )
-         SELECT path, currency, count(*) AS conversions, sum(revenue_cents)::bigint AS revenue_cents
-         FROM paths
+        "SELECT path, currency::text AS currency, count(*) AS conversions,
+                sum(revenue_cents)::bigint AS revenue_cents
+         FROM conversion_paths
+         WHERE tenant_id = tally_current_tenant() AND model_version = $1
+           AND occurred_at >= $2 AND occurred_at < $3
          GROUP BY path, currency
          ORDER BY conversions DESC, revenue_cents DESC, path, currency
-         LIMIT $3",
+         LIMIT $4",
     )
+    .bind(model_version)
     .bind(span.0)
     .bind(span.1)
     .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// One conversion's path, to store.
+#[derive(Debug, Clone)]
+pub struct NewPath<'a> {
+    pub conversion_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub currency: &'a str,
+    pub revenue_cents: i64,
+    /// Channel codes oldest first, repeats in a row collapsed.
+    pub path: Vec<&'a str>,
+}
+
+/// Replaces the stored paths of the conversions in `span`, in the recompute's transaction.
+pub async fn replace_paths(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    span: (DateTime<Utc>, DateTime<Utc>),
+    paths: &[NewPath<'_>],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM conversion_paths WHERE tenant_id = $1 AND model_version = $2
+         AND occurred_at >= $3 AND occurred_at < $4",
+    )
+    .bind(tenant)
+    .bind(model_version)
+    .bind(span.0)
+    .bind(span.1)
+    .execute(&mut *conn)
+    .await?;
+    // A path travels as one text (codes are `[a-z0-9_]`, so a comma cannot occur in one):
+    // PostgreSQL has no array of arrays of varying length to unnest.
+    sqlx::query(
+        "INSERT INTO conversion_paths (tenant_id, model_version, conversion_id, occurred_at,
+             currency, revenue_cents, path)
+         SELECT $1, $2, u.c, u.t, u.cur, u.r, string_to_array(u.p, ',')
+         FROM unnest($3::uuid[], $4::timestamptz[], $5::text[], $6::bigint[], $7::text[])
+              AS u(c, t, cur, r, p)",
+    )
+    .bind(tenant)
+    .bind(model_version)
+    .bind(paths.iter().map(|p| p.conversion_id).collect::<Vec<_>>())
+    .bind(paths.iter().map(|p| p.occurred_at).collect::<Vec<_>>())
+    .bind(paths.iter().map(|p| p.currency).collect::<Vec<_>>())
+    .bind(paths.iter().map(|p| p.revenue_cents).collect::<Vec<_>>())
+    .bind(paths.iter().map(|p| p.path.join(",")).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Allocation rows of the tenant (all windows and versions), for the benchmark's report.

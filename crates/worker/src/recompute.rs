@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::time::Duration;
 use tally_attribution::{HalfLife, MarkovOrder, Model, ModelConfig, attribute, build_journeys};
+use tally_store::attribution::{self, NewPath};
 use tally_store::identity::{self, JourneyScope};
 use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
@@ -88,6 +89,14 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         },
     )
     .await?;
+    attribution::replace_paths(
+        tx,
+        job.tenant_id,
+        &window.model_version,
+        span,
+        &computed.paths(),
+    )
+    .await?;
     // The window's verified shares and rollups follow its new allocations in this transaction,
     // from the allocations in hand rather than read back.
     let shares = allocations.iter().map(AllocationShare::from).collect();
@@ -160,6 +169,8 @@ struct Computed {
     events: WindowEvents,
     channels: Vec<String>,
     rows: Vec<Row>,
+    /// Each conversion's path: its index and its channels, repeats in a row collapsed.
+    paths: Vec<(u32, Vec<u16>)>,
 }
 
 struct Row {
@@ -183,26 +194,61 @@ fn compute(
         .enumerate()
         .map(|(i, c)| (c.event_id, i as u32))
         .collect();
+    let channel_index = |code: &str| {
+        channels
+            .binary_search_by(|c| c.as_str().cmp(code))
+            .expect("a journey's channel is one of the set's") as u16
+    };
     let rows = attribute(models, &journeys)
         .into_iter()
         .map(|r| Row {
             model: r.model,
             conversion: conversion_index[&r.conversion_id],
-            channel: channels
-                .binary_search_by(|c| c.as_str().cmp(r.channel))
-                .expect("a row's channel is one of the set's") as u16,
+            channel: channel_index(r.channel),
             cents: r.allocated_cents,
             weight: r.weight,
+        })
+        .collect();
+    let paths = journeys
+        .conversions()
+        .map(|j| {
+            let mut path: Vec<u16> = Vec::new();
+            for channel in j.channel_codes().map(channel_index) {
+                if path.last() != Some(&channel) {
+                    path.push(channel);
+                }
+            }
+            (conversion_index[&j.conversion_id], path)
         })
         .collect();
     Ok(Computed {
         events,
         channels,
         rows,
+        paths,
     })
 }
 
 impl Computed {
+    fn paths(&self) -> Vec<NewPath<'_>> {
+        self.paths
+            .iter()
+            .map(|(conversion, path)| {
+                let c = &self.events.conversions[*conversion as usize];
+                NewPath {
+                    conversion_id: c.event_id,
+                    occurred_at: c.occurred_at,
+                    currency: &self.events.currencies[*conversion as usize],
+                    revenue_cents: c.revenue_cents,
+                    path: path
+                        .iter()
+                        .map(|&ch| self.channels[ch as usize].as_str())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
     fn allocations(&self) -> Vec<NewAllocation<'_>> {
         self.rows
             .iter()

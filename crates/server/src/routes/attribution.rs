@@ -399,7 +399,9 @@ pub struct PathReport {
 }
 
 /// The most frequent conversion paths (channel sequences) in `[from, to)` with their
-/// conversions and revenue (scope `read`).
+/// conversions and revenue (scope `read`): the stitched journeys the latest recomputes credited,
+/// so a conversion appears once its day has been recomputed (see `recompute_pending` on
+/// `/v1/attribution/channels`).
 #[utoipa::path(get, path = "/v1/attribution/paths", tag = "attribution",
     security(("api_key" = [])), params(PathsQuery), responses(
         (status = 200, body = PathReport),
@@ -427,7 +429,7 @@ async fn paths(
     let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
-    let paths = queries::top_paths(&mut tx, (window.from, window.to), limit).await?;
+    let paths = queries::top_paths(&mut tx, MODEL_VERSION, (window.from, window.to), limit).await?;
     tx.commit().await?;
     Ok(Json(PathReport {
         window,

@@ -142,6 +142,7 @@ async fn a_failed_job_is_listed_and_replayed_once() {
 #[tokio::test]
 async fn top_paths_count_channel_sequences_like_the_drill_down() {
     let s = TestServer::start().await;
+    let _stop = workers(&s);
     let ev = |body: serde_json::Value| {
         let s = &s;
         async move { s.post("/v1/events", &body, StatusCode::CREATED).await }
@@ -162,6 +163,8 @@ async fn top_paths_count_channel_sequences_like_the_drill_down() {
         ev(json!({"event_id": format!("p-{n}"), "type": "purchase", "occurred_at": "2026-03-10T10:00:00Z", "session_id": sess, "order_id": format!("o-{n}"), "revenue": revenue, "currency": cur})).await;
     }
     ev(json!({"event_id": "p-3", "type": "purchase", "occurred_at": "2026-03-10T11:00:00Z", "session_id": "s-3", "order_id": "o-3", "revenue": "3.00", "currency": "USD"})).await;
+    // Paths are stored by the recompute with the allocations.
+    crate::reconciliation::quiet(&s).await;
 
     let report = s
         .get(
