@@ -403,6 +403,14 @@ pub struct NewAllocation<'a> {
     pub occurred_at: DateTime<Utc>,
 }
 
+impl NewAllocation<'_> {
+    /// The weight as stored: the models' shares sum to 1 up to float error, and the column's
+    /// CHECK wants [0, 1] exactly.
+    pub fn stored_weight(&self) -> f64 {
+        self.weight.clamp(0.0, 1.0)
+    }
+}
+
 /// The result of one run, to write.
 pub struct WindowResult<'a> {
     pub recompute: &'a RecomputeJob,
@@ -504,8 +512,7 @@ async fn insert_allocations(
     let models: Vec<&str> = rows.iter().map(|r| r.model).collect();
     let channels: Vec<&str> = rows.iter().map(|r| r.channel).collect();
     let cents: Vec<i64> = rows.iter().map(|r| r.allocated_cents).collect();
-    // The models' shares sum to 1 up to float error; the column's CHECK wants [0, 1] exactly.
-    let weights: Vec<f64> = rows.iter().map(|r| r.weight.clamp(0.0, 1.0)).collect();
+    let weights: Vec<f64> = rows.iter().map(|r| r.stored_weight()).collect();
     let currencies: Vec<&str> = rows.iter().map(|r| r.currency).collect();
     let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
     sqlx::query(

@@ -420,8 +420,8 @@ impl From<&crate::recompute::NewAllocation<'_>> for AllocationShare {
             model: a.model.to_string(),
             channel_code: a.channel.to_string(),
             allocated_cents: a.allocated_cents,
-            // As `insert_allocations` stores it, so the rollups are the same from either.
-            weight: a.weight.clamp(0.0, 1.0),
+            // As stored, so the rollups are the same whether read back or taken in hand.
+            weight: a.stored_weight(),
             currency: a.currency.to_string(),
             occurred_at: a.occurred_at,
         }

@@ -225,6 +225,8 @@ pub struct BatchResponse {
     pub rejected: usize,
     /// Events the database refused to store (see the `refused` result); nothing written for them.
     pub refused: usize,
+    /// Segment `identify` calls whose ids were linked (0 on `/v1/events/batch`).
+    pub linked: usize,
     pub results: Vec<EventResult>,
 }
 
@@ -286,6 +288,7 @@ impl From<Vec<EventResult>> for BatchResponse {
             conflicts: count("conflict"),
             rejected: count("rejected"),
             refused: count("refused"),
+            linked: count("linked"),
             results,
         }
     }

@@ -176,6 +176,8 @@ async fn batches_map_each_call_and_dead_letter_what_cannot_be_mapped() {
         "{body}"
     );
     assert_eq!(body["results"][2]["known"], false, "{body}");
+    assert_eq!(body["linked"], 1, "{body}");
+    assert_eq!(body["rejected"], 2, "{body}");
     assert_eq!(body["results"][3]["error_code"], "unmappable_segment_call");
     assert_eq!(body["results"][3]["errors"][0]["pointer"], "/event");
     assert_eq!(body["results"][4]["errors"][0]["pointer"], "/type");
