@@ -155,42 +155,109 @@ pub struct Fold {
     pub refused: usize,
 }
 
-/// Folds the tenant's links up to `horizon` (from the recompute's ingest barrier) that earlier
-/// folds have not, in link order; the caller holds the tenant's recompute lock.
-pub async fn fold(
+/// What a window's recompute folds, and how: its run's place in the links sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct Stitching {
+    /// The window's recompute row, which keeps how far its events' links are folded
+    /// (`links_folded_through`, migration 0140).
+    pub recompute_id: Uuid,
+    /// The links horizon of the run's ingest barrier ([`recompute::ingest_barrier`]).
+    pub horizon: i64,
+    /// The tenant's `identity_max_component_ids`.
+    pub max_ids: i32,
+}
+
+impl Stitching {
+    /// Links numbered after this window's last fold and up to the horizon are new to it.
+    pub(crate) async fn window_mark(&self, conn: &mut PgConnection) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT links_folded_through FROM attribution_recompute_jobs WHERE id = $1",
+        )
+        .bind(self.recompute_id)
+        .fetch_optional(conn)
+        .await?
+        .unwrap_or(0))
+    }
+}
+
+/// SQL for the link event row `e` carries, when it is new to a window (numbered in `($4, $5]`:
+/// after the window's mark, up to the horizon) and names two ids or more: its number, and its
+/// ids (user, anonymous, session; NULL where absent). Two NULLs otherwise.
+pub(crate) const NEW_LINK: &str = "CASE WHEN e.links_seq > $4 AND e.links_seq <= $5 \
+         AND num_nonnulls(e.session_id, e.anonymous_id, e.user_id) >= 2 THEN e.links_seq END, \
+     CASE WHEN e.links_seq > $4 AND e.links_seq <= $5 \
+         AND num_nonnulls(e.session_id, e.anonymous_id, e.user_id) >= 2 \
+         THEN ARRAY[e.user_id, e.anonymous_id, e.session_id] END";
+
+/// One link to fold: the ids named together, typed, the journey key's first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Link {
+    seq: i64,
+    ids: Vec<String>,
+    at: DateTime<Utc>,
+}
+
+impl Link {
+    /// A link from its untyped ids (user, anonymous, session); `None` when fewer than two.
+    fn new(
+        seq: i64,
+        [user, anonymous, session]: [Option<String>; 3],
+        at: DateTime<Utc>,
+    ) -> Option<Self> {
+        let ids: Vec<String> = [
+            (IdKind::User, user),
+            (IdKind::Anonymous, anonymous),
+            (IdKind::Session, session),
+        ]
+        .into_iter()
+        .filter_map(|(kind, raw)| raw.map(|r| kind.id(&r)))
+        .collect();
+        (ids.len() >= 2).then_some(Self { seq, ids, at })
+    }
+
+    /// The link of an event row read with [`NEW_LINK`]'s two columns, if it carries a new one.
+    pub(crate) fn from_event(
+        seq: Option<i64>,
+        ids: Option<Vec<Option<String>>>,
+        at: DateTime<Utc>,
+    ) -> Option<Self> {
+        let mut ids = ids?.into_iter();
+        Self::new(seq?, [ids.next()?, ids.next()?, ids.next()?], at)
+    }
+}
+
+/// Folds `event_links` (what the window's events carry that it has not folded yet, from
+/// [`NEW_LINK`]) and the explicit links up to the horizon that no fold took yet, in link order
+/// (number, then ids), then moves the window's mark to the horizon. The caller holds the
+/// tenant's recompute lock, so folds of one tenant never run at once.
+///
+/// A window folds the links of its own events: each accepted event schedules its day's
+/// recompute, so every event's links are folded by one run at least, and a merge schedules the
+/// other days it changes. Folding a link twice (windows whose spans overlap at their edges, a new
+/// model version's rows) finds its ids in one shopper already and changes nothing.
+pub(crate) async fn fold(
     conn: &mut PgConnection,
     tenant: TenantId,
-    horizon: i64,
-    max_ids: i32,
+    stitching: Stitching,
+    event_links: Vec<Link>,
 ) -> Result<Fold, StoreError> {
-    let mark: i64 = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT folded_through FROM identity_fold_marks WHERE tenant_id = $1), 0)",
-    )
-    .bind(tenant)
-    .fetch_one(&mut *conn)
-    .await?;
-    if horizon <= mark {
+    let mut links = explicit_links(conn, tenant, stitching.horizon).await?;
+    links.extend(event_links);
+    // Events of one session repeat its link; the first (lowest number, earliest) stands for all.
+    links.sort_unstable_by(|a, b| (&a.ids, a.seq, a.at).cmp(&(&b.ids, b.seq, b.at)));
+    links.dedup_by(|later, first| later.ids == first.ids);
+    links.sort_unstable();
+    sqlx::query("UPDATE attribution_recompute_jobs SET links_folded_through = $2 WHERE id = $1")
+        .bind(stitching.recompute_id)
+        .bind(stitching.horizon)
+        .execute(&mut *conn)
+        .await?;
+    if links.is_empty() {
         return Ok(Fold::default());
     }
-    let links: Vec<StoredLink> = sqlx::query_as(
-        "SELECT seq, user_id, anonymous_id, session_id, occurred_at FROM identity_links
-         WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
-    )
-    .bind(tenant)
-    .bind(mark)
-    .bind(horizon)
-    .fetch_all(&mut *conn)
-    .await?;
-    let typed: Vec<(i64, Vec<String>, DateTime<Utc>)> = links
-        .into_iter()
-        .map(|l| {
-            let (seq, at) = (l.seq, l.occurred_at);
-            (seq, l.typed_ids(), at)
-        })
-        .collect();
-    let named: Vec<&str> = typed
+    let named: Vec<&str> = links
         .iter()
-        .flat_map(|(_, ids, _)| ids.iter().map(String::as_str))
+        .flat_map(|l| l.ids.iter().map(String::as_str))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -204,10 +271,10 @@ pub async fn fold(
     .fetch_all(&mut *conn)
     .await?;
     let mut graph = Components::from_rows(stored);
-    let max = usize::try_from(max_ids).unwrap_or(usize::MAX);
+    let max = usize::try_from(stitching.max_ids).unwrap_or(usize::MAX);
     let mut merged = BTreeSet::new();
     let mut refused = Refused::default();
-    for (seq, ids, at) in &typed {
+    for Link { seq, ids, at } in &links {
         // The first id (the journey key's) links to each other one.
         for other in &ids[1..] {
             match graph.link(&ids[0], other, max) {
@@ -227,17 +294,51 @@ pub async fn fold(
         .into_iter()
         .collect();
     let (ids, components): (Vec<&str>, Vec<&str>) = graph.changed().unzip();
-    sqlx::query(
-        "INSERT INTO identity_members (tenant_id, identity, component)
-         SELECT $1, * FROM unnest($2::text[], $3::text[])
-         ON CONFLICT (tenant_id, identity) DO UPDATE SET component = EXCLUDED.component",
+    if !ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO identity_members (tenant_id, identity, component)
+             SELECT $1, * FROM unnest($2::text[], $3::text[])
+             ON CONFLICT (tenant_id, identity) DO UPDATE SET component = EXCLUDED.component",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&components)
+        .execute(&mut *conn)
+        .await?;
+    }
+    refused.insert(conn, tenant, stitching.max_ids).await?;
+    Ok(Fold {
+        links: links.len(),
+        merged,
+        refused: refused.seq.len(),
+    })
+}
+
+/// The `identity_links` rows (explicit links, and the event links that migration 0100 wrote)
+/// numbered up to `horizon` that no fold took yet; moves the tenant's mark to the horizon.
+async fn explicit_links(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    horizon: i64,
+) -> Result<Vec<Link>, StoreError> {
+    let mark: i64 = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT folded_through FROM identity_fold_marks WHERE tenant_id = $1), 0)",
     )
     .bind(tenant)
-    .bind(&ids)
-    .bind(&components)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    refused.insert(conn, tenant, max_ids).await?;
+    if horizon <= mark {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<StoredLink> = sqlx::query_as(
+        "SELECT seq, user_id, anonymous_id, session_id, occurred_at FROM identity_links
+         WHERE tenant_id = $1 AND seq > $2 AND seq <= $3",
+    )
+    .bind(tenant)
+    .bind(mark)
+    .bind(horizon)
+    .fetch_all(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO identity_fold_marks (tenant_id, folded_through) VALUES ($1, $2)
          ON CONFLICT (tenant_id) DO UPDATE SET folded_through = EXCLUDED.folded_through,
@@ -247,11 +348,16 @@ pub async fn fold(
     .bind(horizon)
     .execute(&mut *conn)
     .await?;
-    Ok(Fold {
-        links: typed.len(),
-        merged,
-        refused: refused.seq.len(),
-    })
+    Ok(rows
+        .into_iter()
+        .filter_map(|l| {
+            Link::new(
+                l.seq,
+                [l.user_id, l.anonymous_id, l.session_id],
+                l.occurred_at,
+            )
+        })
+        .collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -261,20 +367,6 @@ struct StoredLink {
     anonymous_id: Option<String>,
     session_id: Option<String>,
     occurred_at: DateTime<Utc>,
-}
-
-impl StoredLink {
-    /// Typed, the journey key's first: user, anonymous, session.
-    fn typed_ids(self) -> Vec<String> {
-        [
-            (IdKind::User, self.user_id),
-            (IdKind::Anonymous, self.anonymous_id),
-            (IdKind::Session, self.session_id),
-        ]
-        .into_iter()
-        .filter_map(|(kind, raw)| raw.map(|r| kind.id(&r)))
-        .collect()
-    }
 }
 
 /// Refused links, as columns for one insert.
@@ -385,7 +477,8 @@ pub struct Identify {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentifyOutcome {
     /// `linked`: a new link, folded by the next recompute; `known`: these ids were linked
-    /// together before (by an event or an earlier call), nothing was written.
+    /// together before (by an earlier call, or they belong to one shopper already), nothing was
+    /// written.
     pub status: &'static str,
     pub anonymous_id: String,
     pub user_id: String,
@@ -405,7 +498,27 @@ impl Database {
         let mut tx = self.tenant_tx(tenant).await?;
         // Before the insert draws from the links sequence: the fold's horizon relies on it.
         recompute::hold_ingest_lock(&mut tx, tenant).await?;
-        let written = sqlx::query(
+        let typed: Vec<String> = [
+            Some(IdKind::User.id(&link.user_id)),
+            Some(IdKind::Anonymous.id(&link.anonymous_id)),
+            link.session_id.as_deref().map(|s| IdKind::Session.id(s)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let one_shopper: bool = sqlx::query_scalar(
+            "SELECT count(*) = $3 AND count(DISTINCT component) = 1 FROM identity_members
+             WHERE tenant_id = $1 AND identity = ANY ($2)",
+        )
+        .bind(tenant)
+        .bind(&typed)
+        .bind(typed.len() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        let written = if one_shopper {
+            0
+        } else {
+            sqlx::query(
             "INSERT INTO identity_links (tenant_id, session_id, anonymous_id, user_id, occurred_at, source)
              VALUES ($1, $2, $3, $4, $5, 'identify')
              ON CONFLICT ON CONSTRAINT identity_links_triple DO NOTHING",
@@ -417,7 +530,8 @@ impl Database {
         .bind(link.occurred_at)
         .execute(&mut *tx)
         .await?
-        .rows_affected();
+        .rows_affected()
+        };
         if written > 0 {
             recompute::schedule_for_events(&mut tx, tenant, &[link.occurred_at], correlation_id)
                 .await?;

@@ -8,7 +8,7 @@
 
 use crate::db::Database;
 use crate::error::StoreError;
-use crate::identity::JourneyScope;
+use crate::identity::{self, Fold, JourneyScope, Link, Stitching};
 use crate::ids::TenantId;
 use crate::jobs;
 use crate::reconciliation::AllocationShare;
@@ -321,37 +321,73 @@ pub struct WindowEvents {
 /// the converting journeys (see [`JourneyScope`]) in the lookback before it. Other journeys'
 /// older touches are left out on purpose: they are earlier windows' paths, and loading them would
 /// read `lookback` days for every day.
+///
+/// On the way it folds the identity links that the window's events carry and its earlier runs
+/// did not fold ([`identity::fold`]), from the rows it reads anyway, so that ingestion only
+/// stamps events with a number (migration 0140); the caller schedules the days a merge changes.
 pub async fn load_window(
     conn: &mut PgConnection,
     tenant: TenantId,
     (start, end): (DateTime<Utc>, DateTime<Utc>),
     lookback: TimeDelta,
     scope: JourneyScope,
-) -> Result<WindowEvents, StoreError> {
+    stitching: Stitching,
+) -> Result<(WindowEvents, Fold), StoreError> {
     let first = scope.first_id();
-    let mut conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
+    let new_link = identity::NEW_LINK;
+    let mark = stitching.window_mark(conn).await?;
+    let conversions: Vec<(
+        Uuid,
+        String,
+        DateTime<Utc>,
+        i64,
+        String,
+        Option<i64>,
+        NewIds,
+    )> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text, {new_link}
              FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
                AND e.occurred_at < $3"
-        )))
-        .bind(tenant)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut touches: Vec<(Uuid, String, DateTime<Utc>, String)> =
+    )))
+    .bind(tenant)
+    .bind(start)
+    .bind(end)
+    .bind(mark)
+    .bind(stitching.horizon)
+    .fetch_all(&mut *conn)
+    .await?;
+    let touches: Vec<(Uuid, String, DateTime<Utc>, String, Option<i64>, NewIds)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {first}, e.occurred_at, e.channel_code FROM attribution_events e
+            "SELECT e.id, {first}, e.occurred_at, e.channel_code, {new_link}
+             FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'touch' AND e.occurred_at >= $2
                AND e.occurred_at < $3"
         )))
         .bind(tenant)
         .bind(start)
         .bind(end)
+        .bind(mark)
+        .bind(stitching.horizon)
         .fetch_all(&mut *conn)
         .await?;
+    // The window's new links are folded before its journeys are keyed, so they follow them.
+    let mut links = Vec::new();
+    let mut conversions: Vec<_> = conversions
+        .into_iter()
+        .map(|(id, first, at, cents, currency, seq, ids)| {
+            links.extend(Link::from_event(seq, ids, at));
+            (id, first, at, cents, currency)
+        })
+        .collect();
+    let mut touches: Vec<_> = touches
+        .into_iter()
+        .map(|(id, first, at, channel, seq, ids)| {
+            links.extend(Link::from_event(seq, ids, at));
+            (id, first, at, channel)
+        })
+        .collect();
+    let fold = identity::fold(conn, tenant, stitching, links).await?;
     let ids = conversions
         .iter_mut()
         .map(|c| &mut c.1)
@@ -388,8 +424,11 @@ pub async fn load_window(
         });
         window.currencies.push(currency);
     }
-    Ok(window)
+    Ok((window, fold))
 }
+
+/// The ids of [`identity::NEW_LINK`]'s second column.
+type NewIds = Option<Vec<Option<String>>>;
 
 /// One allocation to write.
 #[derive(Debug, Clone, Copy)]

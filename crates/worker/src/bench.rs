@@ -73,51 +73,34 @@ pub async fn insert_events(
     tenant: TenantId,
     events: &[DayEvent],
 ) -> Result<(), sqlx::Error> {
-    insert(conn, tenant, events, false).await
+    insert(conn, tenant, events, None).await
 }
 
 /// [`insert_events`] for identity stitching's A/B: the same journeys, but only the conversion
-/// carries the user id; its touches carry the session alone, and ingestion's link of session
-/// and user (an `identity_links` row per converting identity) is what joins them again.
+/// carries the user id; its touches carry the session alone, and the link of session and user
+/// that the conversion carries (stamped with a links number as ingestion stamps it, migration
+/// 0140) is what joins them again.
 pub async fn insert_linked_events(
     conn: &mut PgConnection,
     tenant: TenantId,
     events: &[DayEvent],
 ) -> Result<(), sqlx::Error> {
-    insert(conn, tenant, events, true).await?;
-    // Held as ingestion holds it while it draws from the links sequence (migration 0100).
+    // Held as ingestion holds it while it draws from the links sequence.
     sqlx::query("SELECT pg_advisory_xact_lock_shared(tally_ingest_lock_key($1))")
         .bind(tenant)
         .execute(&mut *conn)
         .await?;
-    let conversions: Vec<&DayEvent> = events
-        .iter()
-        .filter(|e| e.revenue_cents.is_some())
-        .collect();
-    for chunk in conversions.chunks(50_000) {
-        let identities: Vec<&str> = chunk.iter().map(|e| e.identity.as_str()).collect();
-        let times: Vec<DateTime<Utc>> = chunk.iter().map(|e| e.occurred_at).collect();
-        sqlx::query(
-            "INSERT INTO identity_links (tenant_id, session_id, user_id, occurred_at, source)
-             SELECT $1, 's-' || identity, identity, min(at), 'event'
-             FROM unnest($2::text[], $3::timestamptz[]) AS e(identity, at)
-             GROUP BY identity ORDER BY identity
-             ON CONFLICT ON CONSTRAINT identity_links_triple DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(identities)
-        .bind(times)
-        .execute(&mut *conn)
+    let links_seq: i64 = sqlx::query_scalar("SELECT nextval('identity_links_seq')")
+        .fetch_one(&mut *conn)
         .await?;
-    }
-    Ok(())
+    insert(conn, tenant, events, Some(links_seq)).await
 }
 
 async fn insert(
     conn: &mut PgConnection,
     tenant: TenantId,
     events: &[DayEvent],
-    user_on_conversions_only: bool,
+    links_seq: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(50_000) {
         let ids: Vec<Uuid> = chunk.iter().map(|e| e.id).collect();
@@ -128,14 +111,14 @@ async fn insert(
         sqlx::query(
             "INSERT INTO attribution_events (tenant_id, id, event_id, payload_sha256, kind,
                  event_type, occurred_at, session_id, user_id, order_id, revenue_cents, currency,
-                 channel_code, correlation_id)
+                 channel_code, correlation_id, links_seq)
              SELECT $1, id, id::text, sha256(id::text::bytea),
                     CASE WHEN revenue IS NULL THEN 'touch' ELSE 'conversion' END,
                     CASE WHEN revenue IS NULL THEN 'page_view' ELSE 'purchase' END,
                     at, 's-' || identity,
-                    CASE WHEN $7 AND revenue IS NULL THEN NULL ELSE identity END,
+                    CASE WHEN $7::bigint IS NOT NULL AND revenue IS NULL THEN NULL ELSE identity END,
                     CASE WHEN revenue IS NULL THEN NULL ELSE 'o-' || id::text END, revenue,
-                    CASE WHEN revenue IS NULL THEN NULL ELSE 'USD' END, channel, 'bench'
+                    CASE WHEN revenue IS NULL THEN NULL ELSE 'USD' END, channel, 'bench', $7
              FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[])
                   AS e(id, identity, at, channel, revenue)",
         )
@@ -145,7 +128,7 @@ async fn insert(
         .bind(times)
         .bind(channels)
         .bind(revenue)
-        .bind(user_on_conversions_only)
+        .bind(links_seq)
         .execute(&mut *conn)
         .await?;
     }

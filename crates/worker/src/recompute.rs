@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tally_attribution::{HalfLife, MarkovOrder, Model, ModelConfig, attribute, build_journeys};
 use tally_store::attribution::{self, NewPath};
-use tally_store::identity::{self, JourneyScope};
+use tally_store::identity::{self, Fold, JourneyScope, Stitching};
 use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
     self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
@@ -71,8 +71,15 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     let lookback = TimeDelta::days(settings.lookback_days.into());
     let models = model_configs(&settings)?;
     let span = rollups::job_span(tx, (window.window_start, window.window_end)).await?;
-    let scope = stitch(tx, job, &settings, links_horizon, span).await?;
-    let events = recompute::load_window(tx, job.tenant_id, span, lookback, scope).await?;
+    let scope = JourneyScope::new(settings.identity_cross_session);
+    let stitching = Stitching {
+        recompute_id: window.id,
+        horizon: links_horizon,
+        max_ids: settings.identity_max_component_ids,
+    };
+    let (events, fold) =
+        recompute::load_window(tx, job.tenant_id, span, lookback, scope, stitching).await?;
+    schedule_merged(tx, job, &settings, &fold, span).await?;
     // The models are CPU-bound for up to seconds; keep them off the async threads.
     let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
         .await
@@ -110,23 +117,15 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Folds the links that committed since the tenant's last fold, so this run reads today's
-/// shoppers, and schedules the other days whose journeys a merge changed: each holds a
-/// conversion of a merged shopper, and its stored allocations change when its own run comes.
-async fn stitch(
+/// Schedules the other days whose journeys the window's fold changed: each holds a conversion of
+/// a merged shopper, and its stored allocations change when its own run comes.
+async fn schedule_merged(
     tx: &mut PgConnection,
     job: &ClaimedJob,
     settings: &AttributionSettings,
-    links_horizon: i64,
+    fold: &Fold,
     running: (DateTime<Utc>, DateTime<Utc>),
-) -> anyhow::Result<JourneyScope> {
-    let fold = identity::fold(
-        tx,
-        job.tenant_id,
-        links_horizon,
-        settings.identity_max_component_ids,
-    )
-    .await?;
+) -> anyhow::Result<()> {
     if fold.refused > 0 {
         tracing::warn!(
             tenant = %job.tenant_id,
@@ -134,8 +133,7 @@ async fn stitch(
             "identity links refused by the component cap"
         );
     }
-    let scope = JourneyScope::new(settings.identity_cross_session);
-    if scope == JourneyScope::CrossSession {
+    if settings.identity_cross_session {
         identity::schedule_merged(
             tx,
             job.tenant_id,
@@ -146,7 +144,7 @@ async fn stitch(
         )
         .await?;
     }
-    Ok(scope)
+    Ok(())
 }
 
 /// The eight models with the tenant's parameters.

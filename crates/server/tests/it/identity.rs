@@ -244,6 +244,29 @@ async fn identify_checks_its_input_and_honours_idempotency_keys() {
 
 #[tokio::test]
 async fn a_link_after_the_conversion_changes_its_journey_on_the_next_recompute_only() {
+    link_after_the_conversion(
+        "/v1/identify",
+        json!({"anonymous_id": "a-9", "user_id": "u-9", "timestamp": "2026-11-22T10:00:00Z"}),
+    )
+    .await;
+}
+
+/// The same with the link carried by an event on a day of its own, which only that day's run
+/// folds (the sale's day does not read it), and whose merge then schedules the sale's day.
+#[tokio::test]
+async fn a_link_that_a_later_event_carries_reaches_the_conversion_through_its_own_day() {
+    link_after_the_conversion(
+        "/v1/events",
+        json!({"event_id": "later", "type": "page_view", "occurred_at": "2026-11-22T10:00:00Z",
+               "session_id": "s-11", "anonymous_id": "a-9", "user_id": "u-9"}),
+    )
+    .await;
+}
+
+/// A click by `a-9` and a sale by `u-9` a day later, recomputed and settled with the worker
+/// stopped; then `link` (a POST to `path` that links `a-9` and `u-9` on the day after the sale)
+/// changes nothing until the recomputes run, which credit the click, and a rerun is bit-identical.
+async fn link_after_the_conversion(path: &str, link: Value) {
     let s = TestServer::start().await;
     s.post(
         "/v1/events/batch",
@@ -272,12 +295,7 @@ async fn a_link_after_the_conversion_changes_its_journey_on_the_next_recompute_o
     let allocations_before = allocations(&s, tenant(&s)).await;
 
     // The link arrives a day after the sale.
-    s.post(
-        "/v1/identify",
-        &json!({"anonymous_id": "a-9", "user_id": "u-9", "timestamp": "2026-11-22T10:00:00Z"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    s.post(path, &link, StatusCode::CREATED).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let unchanged = splits_until(&s, "sale", |_| true).await;
     assert_eq!(credited(&unchanged, "linear"), ["direct"], "{unchanged}");
@@ -435,20 +453,22 @@ async fn tenants_with_the_same_ids_stay_apart() {
     assert!(journey(&detail).is_empty());
     s.get(path, StatusCode::NOT_FOUND).await;
 
-    // The database keeps them apart too: each tenant sees its own links, none without a tenant,
-    // and no tenant can write another's.
+    // The database keeps them apart too: each tenant sees its own shoppers (folded from its own
+    // events' ids), none without a tenant, and no tenant can write another's.
+    settled(&s).await;
     let a = tenant(&s);
-    for (t, session) in [(a, "s-1"), (other.tenant_id, "s-9")] {
+    for (t, session) in [(a, "s:s-1"), (other.tenant_id, "s:s-9")] {
         let mut tx = s.t.db.tenant_tx(t).await.unwrap();
-        let sessions: Vec<String> =
-            sqlx::query_scalar("SELECT session_id FROM identity_links ORDER BY seq")
+        let members: Vec<(String, String)> =
+            sqlx::query_as("SELECT identity, component FROM identity_members ORDER BY identity")
                 .fetch_all(&mut *tx)
                 .await
                 .unwrap();
-        assert_eq!(sessions, [session]);
+        let expected = [("a:a-7", "a:a-7"), (session, "a:a-7")].map(|(i, c)| (i.into(), c.into()));
+        assert_eq!(members, expected);
     }
     let mut app = s.t.db.app_pool().acquire().await.unwrap();
-    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_links")
+    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_members")
         .fetch_one(&mut *app)
         .await
         .unwrap();
@@ -491,9 +511,18 @@ async fn without_cross_session_stitching_journeys_stay_in_their_session() {
     assert_eq!(journey(&detail), ["organic_search"], "{detail}");
     assert_eq!(credited(&detail, "first_touch"), ["organic_search"]);
     let mut tx = s.t.db.tenant_tx(tenant(&s)).await.unwrap();
-    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_links")
+    let stamped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attribution_events WHERE links_seq IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_members")
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    assert_eq!(links, 0, "events record no links when stitching is off");
+    assert_eq!(
+        (stamped, members),
+        (0, 0),
+        "events link nothing when stitching is off"
+    );
 }
