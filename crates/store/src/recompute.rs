@@ -336,15 +336,7 @@ pub async fn load_window(
     let first = scope.first_id();
     let new_link = identity::NEW_LINK;
     let mark = stitching.window_mark(conn).await?;
-    let conversions: Vec<(
-        Uuid,
-        String,
-        DateTime<Utc>,
-        i64,
-        String,
-        Option<i64>,
-        NewIds,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let conversions: Vec<ConversionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text, {new_link}
              FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
@@ -357,20 +349,19 @@ pub async fn load_window(
     .bind(stitching.horizon)
     .fetch_all(&mut *conn)
     .await?;
-    let touches: Vec<(Uuid, String, DateTime<Utc>, String, Option<i64>, NewIds)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {first}, e.occurred_at, e.channel_code, {new_link}
+    let touches: Vec<TouchRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, {first}, e.occurred_at, e.channel_code, {new_link}
              FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'touch' AND e.occurred_at >= $2
                AND e.occurred_at < $3"
-        )))
-        .bind(tenant)
-        .bind(start)
-        .bind(end)
-        .bind(mark)
-        .bind(stitching.horizon)
-        .fetch_all(&mut *conn)
-        .await?;
+    )))
+    .bind(tenant)
+    .bind(start)
+    .bind(end)
+    .bind(mark)
+    .bind(stitching.horizon)
+    .fetch_all(&mut *conn)
+    .await?;
     // The window's new links are folded before its journeys are keyed, so they follow them.
     let mut links = Vec::new();
     let mut conversions: Vec<_> = conversions
@@ -429,6 +420,18 @@ pub async fn load_window(
 
 /// The ids of [`identity::NEW_LINK`]'s second column.
 type NewIds = Option<Vec<Option<String>>>;
+/// A conversion as [`load_window`] reads it: id, first id, time, cents, currency, new link.
+type ConversionRow = (
+    Uuid,
+    String,
+    DateTime<Utc>,
+    i64,
+    String,
+    Option<i64>,
+    NewIds,
+);
+/// A touch as [`load_window`] reads it: id, first id, time, channel, new link.
+type TouchRow = (Uuid, String, DateTime<Utc>, String, Option<i64>, NewIds);
 
 /// One allocation to write.
 #[derive(Debug, Clone, Copy)]
