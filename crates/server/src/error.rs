@@ -49,11 +49,12 @@ pub struct Problem {
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Boxed so that `Result<T, ApiError>` stays one pointer wide on the happy path.
-#[derive(Debug)]
+/// Boxed so that `Result<T, ApiError>` stays one pointer wide on the happy path. Clone for
+/// [`crate::answers::Answers`], whose waiters on one failed computation each get its error.
+#[derive(Debug, Clone)]
 pub struct ApiError(Box<ErrorParts>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ErrorParts {
     pub status: StatusCode,
     pub code: &'static str,

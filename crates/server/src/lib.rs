@@ -13,6 +13,7 @@
 //! - [`openapi`]: the served document, completed with the errors the shared layers answer.
 //! - [`app`]: assembles the routers, the OpenAPI document and the middleware.
 
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod browser;

@@ -1,5 +1,6 @@
 //! What every handler can reach.
 
+use crate::answers::Answers;
 use crate::auth::KeyCache;
 use crate::ingest::group_commit::GroupCommit;
 use crate::ingest::tenant::TenantCache;
@@ -41,6 +42,7 @@ pub struct Shared {
     pub config: ServerConfig,
     pub keys: KeyCache,
     pub tenants: TenantCache,
+    pub answers: Answers,
     pub group_commit: GroupCommit,
 }
 
@@ -53,6 +55,7 @@ impl AppState {
             config,
             keys: KeyCache::new(),
             tenants: TenantCache::default(),
+            answers: Answers::new(),
         }))
     }
 }

@@ -5,6 +5,7 @@
 //! sees cross-tenant metadata (tenant list, job queue). The role URLs are derived from the
 //! owner's `DATABASE_URL` by swapping the user, so one URL configures everything.
 
+use crate::changes::Changes;
 use crate::error::{Fault, StoreError};
 use crate::ids::TenantId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -19,7 +20,46 @@ pub const OPERATOR_ROLE: &str = "tally_operator";
 pub const READONLY_ROLE: &str = "tally_readonly";
 
 /// A tenant-scoped transaction: `app.current_tenant_id` is already set, transaction-locally.
-pub type TenantTx = Transaction<'static, Postgres>;
+/// Used like sqlx's transaction (it derefs to the connection); its [`TenantTx::commit`] also
+/// moves the tenant's version in [`Changes`], which read caches key on.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant: TenantId,
+    changes: Changes,
+}
+
+impl TenantTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        self.changes.changed(self.tenant);
+        Ok(())
+    }
+
+    /// Commits a transaction that only read, leaving the tenant's version alone, so that reads
+    /// do not empty the caches of other reads. A transaction that did write loses nothing by
+    /// it: its rows are committed, and caches only serve an older answer for their TTL.
+    pub async fn commit_read(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for TenantTx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DbConfig {
@@ -38,6 +78,7 @@ pub struct Database {
     pub(crate) app: PgPool,
     operator: PgPool,
     pub(crate) secrets: crate::secrets::SecretKeys,
+    changes: Changes,
 }
 
 impl Database {
@@ -70,6 +111,7 @@ impl Database {
             app,
             operator,
             secrets: cfg.secrets.clone(),
+            changes: Changes::new(),
         })
     }
 
@@ -89,7 +131,16 @@ impl Database {
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx, StoreError> {
         let mut tx = self.app.begin().await?;
         set_tenant(&mut tx, tenant).await?;
-        Ok(tx)
+        Ok(TenantTx {
+            tx,
+            tenant,
+            changes: self.changes.clone(),
+        })
+    }
+
+    /// What this process's commits tell about each tenant's data (see [`Changes`]).
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// Checks that the database answers (readiness).

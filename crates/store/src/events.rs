@@ -228,6 +228,8 @@ impl crate::Database {
         job_correlation_id: &str,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut conn = self.app.acquire().await?;
-        ingest_events(&mut conn, tenant, events, job_correlation_id).await
+        let written = ingest_events(&mut conn, tenant, events, job_correlation_id).await?;
+        self.changes().changed(tenant);
+        Ok(written)
     }
 }

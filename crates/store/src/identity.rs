@@ -67,16 +67,33 @@ impl JourneyScope {
         let mut distinct: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let components: HashMap<String, String> = sqlx::query_as(
-            "SELECT identity, component FROM identity_members
-             WHERE tenant_id = $1 AND identity = ANY ($2)",
+        // When the tenant has fewer linked ids than the window has ids, reading them all beats
+        // probing the index once per id: 6 ms against 455 ms for 43,614 members and 239,346
+        // ids (the 1 M-event day of `tally bench attribution`, with links). The count stops
+        // where the probes would win, so it costs little when they do.
+        let members: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT FROM identity_members WHERE tenant_id = $1 LIMIT $2) m",
         )
         .bind(tenant)
-        .bind(&distinct)
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .collect();
+        .bind(distinct.len() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+        let rows: Vec<(String, String)> = if (members as usize) < distinct.len() {
+            sqlx::query_as("SELECT identity, component FROM identity_members WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(conn)
+                .await?
+        } else {
+            sqlx::query_as(
+                "SELECT identity, component FROM identity_members
+                 WHERE tenant_id = $1 AND identity = ANY ($2)",
+            )
+            .bind(tenant)
+            .bind(&distinct)
+            .fetch_all(conn)
+            .await?
+        };
+        let components: HashMap<String, String> = rows.into_iter().collect();
         for id in &mut ids {
             if let Some(component) = components.get(id.as_str()) {
                 id.clone_from(component);

@@ -19,6 +19,7 @@
 //! tenants apart, grants and triggers keep events and money append-only, a trigger refuses PII.
 
 pub mod attribution;
+pub mod changes;
 pub mod channels;
 pub mod cluster;
 pub mod cursor;

@@ -3,17 +3,19 @@
 //! status, revenue per channel, the top conversion paths, and one conversion's journey and
 //! splits (scope `read`).
 
-use crate::auth::{Authorized, scope};
+use crate::auth::{Authorized, Caller, scope};
 use crate::context;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_attribution::{MODEL_VERSION, Model};
+use tally_store::Database;
 use tally_store::attribution::{self as queries, ConversionPath, JourneyTouch};
 use tally_store::recompute::{self, RecomputeJob};
 use tally_store::rollups::{self, ChannelTotal, UnattributedTotal};
@@ -175,11 +177,25 @@ pub struct ChannelReport {
 async fn channels(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<ChannelsQuery>,
-) -> Result<Json<ChannelReport>, ApiError> {
+) -> Result<Response, ApiError> {
+    let at = (caller.tenant_id, "channels");
+    let report = channel_report(&state.db, &caller, q);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), report)
+        .await
+}
+
+async fn channel_report(
+    db: &Database,
+    caller: &Caller,
+    q: ChannelsQuery,
+) -> Result<ChannelReport, ApiError> {
     let model = crate::routes::revenue::parse_model(q.model.as_deref())?;
     let models: Vec<Model> = model.map_or(Model::ALL.to_vec(), |m| vec![m]);
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
     let span = (window.from, window.to);
@@ -194,7 +210,7 @@ async fn channels(
     .await?;
     let unattributed = rollups::unattributed_totals(&mut tx, caller.tenant_id, span, &tz).await?;
     let pending = recompute::pending_overlapping(&mut tx, MODEL_VERSION, span).await?;
-    tx.commit().await?;
+    tx.commit_read().await?;
     let freshness = models
         .iter()
         .map(|m| ModelFreshness {
@@ -224,7 +240,7 @@ async fn channels(
                 .collect(),
         }
     }));
-    Ok(Json(ChannelReport {
+    Ok(ChannelReport {
         window,
         from: window.from,
         to: window.to,
@@ -233,7 +249,7 @@ async fn channels(
         channels,
         unattributed,
         models: freshness,
-    }))
+    })
 }
 
 /// Rows come ordered by channel and currency; each group becomes one entry listing every model
@@ -413,8 +429,22 @@ pub struct PathReport {
 async fn paths(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<PathsQuery>,
-) -> Result<Json<PathReport>, ApiError> {
+) -> Result<Response, ApiError> {
+    let at = (caller.tenant_id, "paths");
+    let report = path_report(&state.db, &caller, q);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), report)
+        .await
+}
+
+async fn path_report(
+    db: &Database,
+    caller: &Caller,
+    q: PathsQuery,
+) -> Result<PathReport, ApiError> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable(
@@ -426,14 +456,14 @@ async fn paths(
             }],
         ));
     }
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
     let paths = queries::top_paths(&mut tx, MODEL_VERSION, (window.from, window.to), limit).await?;
-    tx.commit().await?;
-    Ok(Json(PathReport {
+    tx.commit_read().await?;
+    Ok(PathReport {
         window,
         time_zone: tz,
         paths,
-    }))
+    })
 }

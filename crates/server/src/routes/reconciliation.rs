@@ -8,11 +8,13 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query, invalid_query_value};
 use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_core::reconcile::Status;
+use tally_store::Database;
 use tally_store::cursor::Page;
 use tally_store::reconciliation::{self as runs, ItemFilter, ItemRow, Run, RunFilter};
 use tally_store::reconciliation::{RUN_STATUSES, RUN_TRIGGERS};
@@ -235,9 +237,15 @@ pub struct StatusQuery {
 async fn status(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<StatusQuery>,
-) -> Result<Json<StatusReport>, ApiError> {
-    status_report(state, &caller, q).await
+) -> Result<Response, ApiError> {
+    let at = (caller.tenant_id, "reconciliation_status");
+    let report = status_report(&state.db, &caller, q);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), report)
+        .await
 }
 
 /// The same as `/api/reconciliation/status`.
@@ -252,17 +260,23 @@ async fn status(
 async fn status_v1(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<StatusQuery>,
-) -> Result<Json<StatusReport>, ApiError> {
-    status_report(state, &caller, q).await
+) -> Result<Response, ApiError> {
+    let at = (caller.tenant_id, "reconciliation_status");
+    let report = status_report(&state.db, &caller, q);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), report)
+        .await
 }
 
 async fn status_report(
-    state: AppState,
+    db: &Database,
     caller: &Caller,
     q: StatusQuery,
-) -> Result<Json<StatusReport>, ApiError> {
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+) -> Result<StatusReport, ApiError> {
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
     let window = range::resolve_optional(
         &mut tx,
@@ -281,10 +295,10 @@ async fn status_report(
     });
     let recent = runs::recent_status(&mut tx, (window.from, window.to)).await?;
     let platforms = runs::platforms(&mut tx, &settings.currency).await?;
-    tx.commit().await?;
+    tx.commit_read().await?;
     let currency = tally_core::money::CurrencyCode::parse(&settings.currency)
         .map_err(|e| ApiError::unprocessable(e.to_string(), Vec::new()))?;
-    Ok(Json(StatusReport {
+    Ok(StatusReport {
         overall_status: recent.overall.into(),
         platforms: platforms
             .into_iter()
@@ -306,5 +320,5 @@ async fn status_report(
         tenant_id: caller.tenant_id.0,
         window,
         counts: recent.counts,
-    }))
+    })
 }

@@ -9,7 +9,7 @@ use crate::money::major_units;
 use crate::range::{self, Granularity, Window};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -107,9 +107,10 @@ async fn realtime(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     Query(q): Query<RealtimeQuery>,
 ) -> Result<Response, ApiError> {
-    realtime_response(&state.db, &caller, &headers, &q).await
+    realtime_response(&state, &caller, &headers, (raw.as_deref(), &q)).await
 }
 
 /// The same as `/api/attribution/revenue/realtime`.
@@ -126,9 +127,10 @@ async fn realtime_v1(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     Query(q): Query<RealtimeQuery>,
 ) -> Result<Response, ApiError> {
-    realtime_response(&state.db, &caller, &headers, &q).await
+    realtime_response(&state, &caller, &headers, (raw.as_deref(), &q)).await
 }
 
 fn currency_param(raw: Option<&str>, default: &str) -> Result<CurrencyCode, ApiError> {
@@ -145,31 +147,32 @@ fn currency_param(raw: Option<&str>, default: &str) -> Result<CurrencyCode, ApiE
     })
 }
 
+/// The figures behind a realtime answer, which [`crate::answers::Answers`] keeps; freshness
+/// and the body are made per request.
+struct RealtimeFigures {
+    totals: Vec<LiveTotal>,
+    window: Window,
+    currency: CurrencyCode,
+}
+
 async fn realtime_response(
-    db: &Database,
+    state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
-    q: &RealtimeQuery,
+    (raw, q): (Option<&str>, &RealtimeQuery),
 ) -> Result<Response, ApiError> {
-    let mut tx = db.tenant_tx(caller.tenant_id).await?;
-    let settings = rollups::reader_settings(&mut tx).await?;
-    let currency = currency_param(q.currency.as_deref(), &settings.currency)?;
-    let window = match range::resolve_optional(
-        &mut tx,
-        q.from.as_deref(),
-        q.to.as_deref(),
-        &settings.time_zone,
-        Granularity::QuarterHour,
-    )
-    .await?
-    {
-        Some(window) => window,
-        None => range::today(&mut tx, &settings.time_zone).await?,
-    };
-    let totals = live::totals(&mut tx, caller.tenant_id, (window.from, window.to)).await?;
-    tx.commit().await?;
-
-    let figures = currency_figures(&totals);
+    let at = (caller.tenant_id, "realtime");
+    let figures = state
+        .answers
+        .get(&state.db, at, raw, realtime_figures(&state.db, caller, q))
+        .await?;
+    let RealtimeFigures {
+        totals,
+        window,
+        currency,
+    } = &*figures;
+    let (window, currency) = (*window, *currency);
+    let figures = currency_figures(totals);
     let last_updated = totals.iter().map(|t| t.last_at).max();
     let mine = figures.iter().find(|f| f.currency == currency.as_str());
     let claimed = mine.map_or(0, |f| f.claimed_cents);
@@ -217,6 +220,35 @@ async fn realtime_response(
         currencies: figures,
     };
     Ok((cache, axum::Json(body)).into_response())
+}
+
+async fn realtime_figures(
+    db: &Database,
+    caller: &Caller,
+    q: &RealtimeQuery,
+) -> Result<RealtimeFigures, ApiError> {
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
+    let settings = rollups::reader_settings(&mut tx).await?;
+    let currency = currency_param(q.currency.as_deref(), &settings.currency)?;
+    let window = match range::resolve_optional(
+        &mut tx,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        &settings.time_zone,
+        Granularity::QuarterHour,
+    )
+    .await?
+    {
+        Some(window) => window,
+        None => range::today(&mut tx, &settings.time_zone).await?,
+    };
+    let totals = live::totals(&mut tx, caller.tenant_id, (window.from, window.to)).await?;
+    tx.commit_read().await?;
+    Ok(RealtimeFigures {
+        totals,
+        window,
+        currency,
+    })
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
@@ -313,8 +345,18 @@ const MAX_BUCKETS: i64 = 10_000;
 async fn timeseries(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<SeriesParams>,
-) -> Result<axum::Json<Series>, ApiError> {
+) -> Result<Response, ApiError> {
+    let at = (caller.tenant_id, "timeseries");
+    let series = series(&state.db, &caller, q);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), series)
+        .await
+}
+
+async fn series(db: &Database, caller: &Caller, q: SeriesParams) -> Result<Series, ApiError> {
     let daily = match q.interval.as_deref() {
         None | Some("day") => true,
         Some("hour") => false,
@@ -326,7 +368,7 @@ async fn timeseries(
         }
     };
     let model = parse_model(q.model.as_deref())?;
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let settings = rollups::reader_settings(&mut tx).await?;
     let currency = currency_param(q.currency.as_deref(), &settings.currency)?;
     let granularity = if daily {
@@ -363,8 +405,8 @@ async fn timeseries(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok(axum::Json(Series {
+    tx.commit_read().await?;
+    Ok(Series {
         window,
         interval: if daily { "day" } else { "hour" }.into(),
         time_zone: settings.time_zone,
@@ -372,7 +414,7 @@ async fn timeseries(
         channel: q.channel,
         currency: currency.as_str().to_string(),
         buckets,
-    }))
+    })
 }
 
 fn intervals() -> utoipa::openapi::schema::Object {

@@ -412,6 +412,42 @@ async fn every_item_status_from_hand_built_orders_and_a_rerun_changes_nothing() 
     .await;
 }
 
+/// Identical reads share one stored answer until the tenant's data changes
+/// (crates/server/src/answers.rs): a write through this process shows in the next read, one the
+/// process cannot see (SQL on a connection of its own) within the half-second TTL.
+#[tokio::test]
+async fn stored_answers_follow_writes_at_once_and_unseen_writes_within_a_second() {
+    let s = TestServer::start().await;
+    let now = chrono::Utc::now();
+    let cents = |v: &Value| v["total_revenue_cents"].as_i64().unwrap();
+    purchase(&s, "ans-1", "4001", &now.to_rfc3339(), "10.00", "USD").await;
+    let path = "/api/attribution/revenue/realtime";
+    assert_eq!(cents(&s.get(path, StatusCode::OK).await), 1000);
+    purchase(&s, "ans-2", "4002", &now.to_rfc3339(), "2.00", "USD").await;
+    assert_eq!(cents(&s.get(path, StatusCode::OK).await), 1200);
+
+    // Behind the process's back: a tracked delta written on a connection of its own.
+    let mut conn = s.t.db.app_pool().acquire().await.unwrap();
+    let mut tx = tally_store::testing::begin_for_tenant(&mut conn, tenant(&s).0).await;
+    sqlx::query(
+        "INSERT INTO live_deltas (tenant_id, stream, bucket_start, currency, events, cents, last_at)
+         VALUES ($1, 'tracked', tally_quarter_hour($2), 'USD', 1, 300, now())",
+    )
+    .bind(tenant(&s))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let written = std::time::Instant::now();
+    until(&s, path, |v| cents(v) == 1500).await;
+    assert!(
+        written.elapsed() < std::time::Duration::from_millis(1000),
+        "an unseen write took {:?} to show",
+        written.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn realtime_totals_follow_conversions_and_postings_with_etags() {
     let s = TestServer::start().await;
