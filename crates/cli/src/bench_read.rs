@@ -147,13 +147,16 @@ pub async fn run(opened: &crate::database::Opened, opts: &Options) -> anyhow::Re
         ),
     ];
     println!();
+    // "first": one request alone, before the load, which computes the answer that the load's
+    // requests then share (crates/server/src/answers.rs) until the tenant's data changes.
     println!(
-        "{:<28} {:>10} {:>9} {:>9}",
-        "read", "req/s", "p50 ms", "p99 ms"
+        "{:<28} {:>9} {:>10} {:>9} {:>9}",
+        "read", "first ms", "req/s", "p50 ms", "p99 ms"
     );
     for (label, path) in &reads {
+        let first = first_answer(&base, &read_key, path).await?;
         let (rate, p50, p99) = load(&base, &read_key, path, opts.clients, opts.seconds).await?;
-        println!("{label:<28} {rate:>10.0} {p50:>9.2} {p99:>9.2}");
+        println!("{label:<28} {first:>9.2} {rate:>10.0} {p50:>9.2} {p99:>9.2}");
     }
 
     println!();
@@ -272,6 +275,18 @@ async fn load(
     }
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     Ok((rate, percentile(&mut all, 0.50), percentile(&mut all, 0.99)))
+}
+
+/// Milliseconds of one request with nothing else running.
+async fn first_answer(base: &str, key: &str, path: &str) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(t0.elapsed().as_secs_f64() * 1e3)
 }
 
 fn percentile(all: &mut [Duration], p: f64) -> f64 {

@@ -1,5 +1,5 @@
 //! Answers of the read routes that dashboards poll (realtime, channels, time series,
-//! reconciliation status, top paths), shared by identical requests of one tenant.
+//! reconciliation status and runs, top paths), shared by identical requests of one tenant.
 //!
 //! On this 2-core machine 32 clients asking for a month's channels each made the database
 //! aggregate the month's rollups again: 221 ms at the median, 339 ms at p99 (`tally bench read`).
@@ -11,9 +11,9 @@
 //! moves on (ingestion, webhooks, the workers that `tally serve` runs beside the API, settings).
 //! So within one process a read that follows a write never gets an answer from before it.
 //! Writes by other processes are not seen; the TTL bounds how stale an answer can be then, half a
-//! second, which keeps the read side's promise that a conversion is visible within 1 s. The
-//! computations themselves end their transaction with `commit_read`, so that reads do not move
-//! the version and empty each other's answers.
+//! second, which keeps the read side's promise that a conversion is visible within 1 s. A
+//! transaction that only read leaves the version alone, so reads do not empty each other's
+//! answers.
 
 use crate::error::ApiError;
 use axum::body::Bytes;

@@ -1,5 +1,5 @@
 //! Which tenants' data may have changed, as this process saw it: a version per tenant that every
-//! committed [`TenantTx`](crate::TenantTx) moves on, and so does ingestion's one-statement write
+//! committed [`TenantTx`](crate::TenantTx) that wrote moves on, and so does ingestion's one-statement write
 //! ([`crate::Database::ingest_events`]), which runs outside one. Read caches key their answers on it
 //! (crates/server/src/answers.rs), so that in one process (the server with its workers, as
 //! `tally serve` runs them) a read after a write never sees an answer computed before it.
@@ -23,7 +23,7 @@ impl Changes {
         Self((0..SLOTS).map(|_| AtomicU64::new(0)).collect())
     }
 
-    /// The tenant's version: it moves after every commit of a transaction acting for it.
+    /// The tenant's version: it moves after every commit of a write acting for it.
     pub fn version(&self, tenant: TenantId) -> u64 {
         self.slot(tenant).load(Ordering::Acquire)
     }

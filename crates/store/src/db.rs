@@ -21,7 +21,7 @@ pub const READONLY_ROLE: &str = "tally_readonly";
 
 /// A tenant-scoped transaction: `app.current_tenant_id` is already set, transaction-locally.
 /// Used like sqlx's transaction (it derefs to the connection); its [`TenantTx::commit`] also
-/// moves the tenant's version in [`Changes`], which read caches key on.
+/// moves the tenant's version in [`Changes`] when it wrote, which read caches key on.
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantId,
@@ -29,17 +29,18 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Commits, and moves the tenant's version in [`Changes`] when the transaction wrote (it was
+    /// given a transaction id), so that reads, which commit too, leave read caches alone. The
+    /// question costs one round trip per transaction.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let wrote: bool = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+            .fetch_one(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
-        self.changes.changed(self.tenant);
+        if wrote {
+            self.changes.changed(self.tenant);
+        }
         Ok(())
-    }
-
-    /// Commits a transaction that only read, leaving the tenant's version alone, so that reads
-    /// do not empty the caches of other reads. A transaction that did write loses nothing by
-    /// it: its rows are committed, and caches only serve an older answer for their TTL.
-    pub async fn commit_read(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {

@@ -210,7 +210,7 @@ async fn channel_report(
     .await?;
     let unattributed = rollups::unattributed_totals(&mut tx, caller.tenant_id, span, &tz).await?;
     let pending = recompute::pending_overlapping(&mut tx, MODEL_VERSION, span).await?;
-    tx.commit_read().await?;
+    tx.commit().await?;
     let freshness = models
         .iter()
         .map(|m| ModelFreshness {
@@ -460,7 +460,7 @@ async fn path_report(
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let window = range::resolve(&mut tx, &q.from, &q.to, &tz, Granularity::LocalHour).await?;
     let paths = queries::top_paths(&mut tx, MODEL_VERSION, (window.from, window.to), limit).await?;
-    tx.commit_read().await?;
+    tx.commit().await?;
     Ok(PathReport {
         window,
         time_zone: tz,

@@ -94,11 +94,21 @@ pub struct RunPage {
 async fn list_runs(
     State(state): State<AppState>,
     caller: Authorized<scope::Read>,
+    RawQuery(raw): RawQuery,
     Query(f): Query<RunFilter>,
-) -> Result<Json<RunPage>, ApiError> {
+) -> Result<Response, ApiError> {
     one_of("status", f.status.as_deref(), RUN_STATUSES)?;
     one_of("trigger", f.trigger.as_deref(), RUN_TRIGGERS)?;
-    let mut tx = state.db.tenant_tx(caller.tenant_id).await?;
+    let at = (caller.tenant_id, "reconciliation_runs");
+    let page = run_page(&state.db, &caller, f);
+    state
+        .answers
+        .json(&state.db, at, raw.as_deref(), page)
+        .await
+}
+
+async fn run_page(db: &Database, caller: &Caller, f: RunFilter) -> Result<RunPage, ApiError> {
+    let mut tx = db.tenant_tx(caller.tenant_id).await?;
     let tz = rollups::reader_settings(&mut tx).await?.time_zone;
     let containing = range::resolve_optional(
         &mut tx,
@@ -109,11 +119,10 @@ async fn list_runs(
     )
     .await?;
     tx.commit().await?;
-    let Page { items, next_cursor } = state
-        .db
+    let Page { items, next_cursor } = db
         .list_runs(caller.tenant_id, &f, containing.map(|w| (w.from, w.to)))
         .await?;
-    Ok(Json(RunPage { items, next_cursor }))
+    Ok(RunPage { items, next_cursor })
 }
 
 /// An enum-valued query parameter: a value outside the enum is a 400 that lists the values,
@@ -295,7 +304,7 @@ async fn status_report(
     });
     let recent = runs::recent_status(&mut tx, (window.from, window.to)).await?;
     let platforms = runs::platforms(&mut tx, &settings.currency).await?;
-    tx.commit_read().await?;
+    tx.commit().await?;
     let currency = tally_core::money::CurrencyCode::parse(&settings.currency)
         .map_err(|e| ApiError::unprocessable(e.to_string(), Vec::new()))?;
     Ok(StatusReport {

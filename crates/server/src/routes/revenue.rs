@@ -243,7 +243,7 @@ async fn realtime_figures(
         None => range::today(&mut tx, &settings.time_zone).await?,
     };
     let totals = live::totals(&mut tx, caller.tenant_id, (window.from, window.to)).await?;
-    tx.commit_read().await?;
+    tx.commit().await?;
     Ok(RealtimeFigures {
         totals,
         window,
@@ -405,7 +405,7 @@ async fn series(db: &Database, caller: &Caller, q: SeriesParams) -> Result<Serie
         },
     )
     .await?;
-    tx.commit_read().await?;
+    tx.commit().await?;
     Ok(Series {
         window,
         interval: if daily { "day" } else { "hour" }.into(),
