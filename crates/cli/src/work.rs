@@ -407,7 +407,62 @@ async fn recompute_arm(
             done.conversions.unwrap_or_default(),
         );
     }
+    let took = attributed_after_ingest(db, tenant, day).await?;
+    println!(
+        "recompute {label}: a new conversion ingested into the day: attributed (its allocations committed) {took:.2} s after it was accepted"
+    );
     Ok(seconds)
+}
+
+/// Seconds from a new conversion's acceptance by the ingest function (which schedules its day's
+/// recompute, as the API's does) until a worker has committed its allocations: how long the
+/// attributed figures of a day this size lag behind a sale.
+async fn attributed_after_ingest(
+    db: &Database,
+    tenant: TenantId,
+    day: DateTime<Utc>,
+) -> anyhow::Result<f64> {
+    let resolver =
+        tally_core::channel::ChannelResolver::new(&tally_core::channel::default_rules(), &[])?;
+    let ctx = tally_core::event::ValidationContext {
+        now: Utc::now(),
+        default_currency: tally_core::money::CurrencyCode::parse("USD").ok(),
+        resolver: &resolver,
+    };
+    let purchase = serde_json::json!({
+        "event_id": "bench-fresh-sale", "type": "purchase",
+        "occurred_at": (day + TimeDelta::hours(23)).to_rfc3339(), "session_id": "s-fresh",
+        "order_id": "o-fresh", "revenue": "12.34", "currency": "USD"});
+    let event = tally_store::events::NewEvent {
+        event: tally_core::event::validate(&purchase, &ctx)
+            .map_err(|e| anyhow::anyhow!("the bench's purchase is invalid: {e:?}"))?,
+        correlation_id: "bench-fresh".into(),
+        replayed_from: None,
+    };
+    let started = Instant::now();
+    let written = db.ingest_events(tenant, &[event], "bench-fresh").await?;
+    let Some(tally_store::events::WriteOutcome::Accepted { id }) = written.first() else {
+        anyhow::bail!("the bench's purchase was not accepted: {written:?}");
+    };
+    loop {
+        let mut tx = db.tenant_tx(tenant).await?;
+        let detail = tally_store::attribution::conversion_detail(
+            &mut tx,
+            tenant,
+            tally_attribution::MODEL_VERSION,
+            &id.to_string(),
+        )
+        .await?;
+        drop(tx);
+        if !detail.allocations.is_empty() {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the new conversion was not attributed within 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn wait_for_run(

@@ -20,6 +20,7 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +33,8 @@ const TTL: Duration = Duration::from_millis(500);
 struct Key {
     tenant: TenantId,
     route: &'static str,
-    query: String,
+    /// SHA-256 of the raw query string: a fixed size whatever a client pads its URL with.
+    query: [u8; 32],
     version: u64,
 }
 
@@ -45,7 +47,9 @@ impl Answers {
     pub fn new() -> Self {
         Self(
             moka::future::Cache::builder()
-                .max_capacity(4096)
+                // Answers live half a second; this bounds memory (a month's channel table is
+                // about 20 KB) when many tenants poll at once.
+                .max_capacity(1024)
                 .time_to_live(TTL)
                 .build(),
         )
@@ -68,7 +72,7 @@ impl Answers {
         let key = Key {
             tenant,
             route,
-            query: query.unwrap_or_default().to_owned(),
+            query: Sha256::digest(query.unwrap_or_default()).into(),
             version: db.changes().version(tenant),
         };
         let answer = self

@@ -428,8 +428,11 @@ impl From<&crate::recompute::NewAllocation<'_>> for AllocationShare {
     }
 }
 
-/// The stored allocations of the conversions in `[start, end)`, read by the allocations' time
-/// index, in no particular order.
+/// The stored allocations of the conversions in `[start, end)`, in no particular order: the
+/// window's conversions by their time index, then each one's allocations by the primary key
+/// (migration 0141). `OFFSET 0` keeps the lateral subquery a nested loop of key probes whatever
+/// the planner's statistics say (they are stale right after a bulk load, when a hash join over
+/// every allocation of the tenant would be the plan).
 ///
 /// By window rather than by a list of conversion ids: `conversion_id = ANY($1)` with a bound
 /// array is a linear search per row (PostgreSQL hashes only constant arrays), 26.8 s for
@@ -441,10 +444,16 @@ pub async fn allocation_shares(
     (start, end): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<AllocationShare>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT conversion_id, model, channel_code, allocated_cents, weight, currency::text,
-                occurred_at
-         FROM attribution_allocations
-         WHERE tenant_id = $1 AND model_version = $2 AND occurred_at >= $3 AND occurred_at < $4",
+        "SELECT a.conversion_id, a.model, a.channel_code, a.allocated_cents, a.weight,
+                a.currency::text, a.occurred_at
+         FROM attribution_events e
+         CROSS JOIN LATERAL (
+             SELECT * FROM attribution_allocations a
+             WHERE a.tenant_id = e.tenant_id AND a.conversion_id = e.id
+               AND a.model_version = $2
+             OFFSET 0) a
+         WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $3
+           AND e.occurred_at < $4",
     )
     .bind(tenant)
     .bind(model_version)
