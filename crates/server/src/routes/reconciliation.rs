@@ -249,12 +249,7 @@ async fn status(
     RawQuery(raw): RawQuery,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
-    let at = (caller.tenant_id, "reconciliation_status");
-    let report = status_report(&state.db, &caller, q);
-    state
-        .answers
-        .json(&state.db, at, raw.as_deref(), report)
-        .await
+    status_answer(&state, &caller, raw.as_deref(), q).await
 }
 
 /// The same as `/api/reconciliation/status`.
@@ -272,12 +267,18 @@ async fn status_v1(
     RawQuery(raw): RawQuery,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
+    status_answer(&state, &caller, raw.as_deref(), q).await
+}
+
+async fn status_answer(
+    state: &AppState,
+    caller: &Caller,
+    raw: Option<&str>,
+    q: StatusQuery,
+) -> Result<Response, ApiError> {
     let at = (caller.tenant_id, "reconciliation_status");
-    let report = status_report(&state.db, &caller, q);
-    state
-        .answers
-        .json(&state.db, at, raw.as_deref(), report)
-        .await
+    let report = status_report(&state.db, caller, q);
+    state.answers.json(&state.db, at, raw, report).await
 }
 
 async fn status_report(
