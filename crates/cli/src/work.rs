@@ -1,6 +1,7 @@
 //! The commands around the job queue: workers, recompute, failed jobs, and the attribution bench.
 
 use crate::database::{self, DbArgs};
+use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Subcommand;
 use std::time::{Duration, Instant};
@@ -393,6 +394,7 @@ async fn recompute_arm(
         started.elapsed().as_secs_f64()
     );
     let mut seconds = [0.0; 2];
+    let mut day_job = None;
     for (run, took) in seconds.iter_mut().enumerate() {
         let started = Instant::now();
         let job = schedule(db, tenant, day, day + TimeDelta::days(1), "bench").await?;
@@ -406,8 +408,10 @@ async fn recompute_arm(
             run + 1,
             done.conversions.unwrap_or_default(),
         );
+        day_job = Some(done);
     }
-    let took = attributed_after_ingest(db, tenant, day).await?;
+    let day_job = day_job.context("the day was recomputed")?;
+    let took = attributed_after_ingest(db, tenant, day, &day_job).await?;
     println!(
         "recompute {label}: a new conversion ingested into the day: attributed (its allocations committed) {took:.2} s after it was accepted"
     );
@@ -415,12 +419,14 @@ async fn recompute_arm(
 }
 
 /// Seconds from a new conversion's acceptance by the ingest function (which schedules its day's
-/// recompute, as the API's does) until a worker has committed its allocations: how long the
-/// attributed figures of a day this size lag behind a sale.
+/// recompute, as the API's does) until a worker has committed the day's next run, and with it the
+/// conversion's allocations: how long the attributed figures of a day this size lag behind a
+/// sale. `job` is the day's recompute.
 async fn attributed_after_ingest(
     db: &Database,
     tenant: TenantId,
     day: DateTime<Utc>,
+    job: &RecomputeJob,
 ) -> anyhow::Result<f64> {
     let resolver =
         tally_core::channel::ChannelResolver::new(&tally_core::channel::default_rules(), &[])?;
@@ -439,30 +445,26 @@ async fn attributed_after_ingest(
         correlation_id: "bench-fresh".into(),
         replayed_from: None,
     };
+    let mut tx = db.tenant_tx(tenant).await?;
+    let runs = recompute::get_recompute(&mut tx, job.id).await?.run_count;
+    drop(tx);
     let started = Instant::now();
     let written = db.ingest_events(tenant, &[event], "bench-fresh").await?;
-    let Some(tally_store::events::WriteOutcome::Accepted { id }) = written.first() else {
-        anyhow::bail!("the bench's purchase was not accepted: {written:?}");
-    };
-    loop {
-        let mut tx = db.tenant_tx(tenant).await?;
-        let detail = tally_store::attribution::conversion_detail(
-            &mut tx,
-            tenant,
-            tally_attribution::MODEL_VERSION,
-            &id.to_string(),
-        )
-        .await?;
-        drop(tx);
-        if !detail.allocations.is_empty() {
-            return Ok(started.elapsed().as_secs_f64());
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(300),
-            "the new conversion was not attributed within 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    anyhow::ensure!(
+        matches!(
+            written.first(),
+            Some(tally_store::events::WriteOutcome::Accepted { .. })
+        ),
+        "the bench's purchase was not accepted: {written:?}"
+    );
+    let done = wait_for_run(db, tenant, job, runs + 1).await?;
+    let took = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        done.conversions == job.conversions.map(|c| c + 1),
+        "the run after the sale attributed {:?} conversions",
+        done.conversions
+    );
+    Ok(took)
 }
 
 async fn wait_for_run(

@@ -387,12 +387,16 @@ pub async fn load_window(
     let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
-    touches.extend(
-        scope
-            .touches(conn, tenant, (&ids, &id_keys), (start - lookback, start))
-            .await?,
-    );
+    // A day without conversions has no journeys to look back for: ingestion schedules the
+    // lookback's days after every event, most of them empty, and they skip the two lookups.
+    if !keys.is_empty() {
+        let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
+        touches.extend(
+            scope
+                .touches(conn, tenant, (&ids, &id_keys), (start - lookback, start))
+                .await?,
+        );
+    }
     let mut window = WindowEvents {
         touches: Vec::with_capacity(touches.len()),
         conversions: Vec::with_capacity(conversions.len()),
