@@ -83,6 +83,17 @@ pub async fn conversion_detail(
         .await?
         .map(|row: ConversionRow| (row.conversion, row.journey))
         .ok_or(StoreError::NotFound)?;
+    // Before the journey: each statement sees what committed before it started, and a recompute
+    // commits its fold and the allocations together, so allocations read first never come from
+    // a fold that the journey's lookups below would miss.
+    let allocations = sqlx::query_as(
+        "SELECT model, channel_code, allocated_cents, weight FROM attribution_allocations
+         WHERE conversion_id = $1 AND model_version = $2 ORDER BY model, channel_code",
+    )
+    .bind(conversion.id)
+    .bind(model_version)
+    .fetch_all(&mut *conn)
+    .await?;
     scope
         .keys(conn, tenant, std::iter::once(&mut journey))
         .await?;
@@ -106,14 +117,6 @@ pub async fn conversion_detail(
     touches.sort_by(|a, b| {
         (a.occurred_at, a.id, &a.channel_code).cmp(&(b.occurred_at, b.id, &b.channel_code))
     });
-    let allocations = sqlx::query_as(
-        "SELECT model, channel_code, allocated_cents, weight FROM attribution_allocations
-         WHERE conversion_id = $1 AND model_version = $2 ORDER BY model, channel_code",
-    )
-    .bind(conversion.id)
-    .bind(model_version)
-    .fetch_all(&mut *conn)
-    .await?;
     Ok(ConversionDetail {
         conversion,
         touches,
