@@ -23,9 +23,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_core::channel::{ChannelResolver, default_rules};
-use tally_core::event::{ValidationContext, validate};
+use tally_core::event::{ValidEvent, ValidationContext, validate};
 use tally_core::money::CurrencyCode;
 use tally_server::{AppState, ServerConfig};
+use tally_store::events::NewEvent;
 use tally_store::{Database, DbConfig, TenantId};
 
 /// One way of loading the events.
@@ -378,20 +379,42 @@ async fn single_client(
     Ok(latencies)
 }
 
+/// Validates the benchmarks' generated events as the API validates a tenant's: the default
+/// channel rules, USD by default, the clock now.
+pub(crate) struct Validator(ChannelResolver);
+
+impl Validator {
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        Ok(Self(ChannelResolver::new(&default_rules(), &[])?))
+    }
+
+    pub(crate) fn event(&self, raw: &Value) -> anyhow::Result<ValidEvent> {
+        let ctx = ValidationContext {
+            now: Utc::now(),
+            default_currency: CurrencyCode::parse("USD").ok(),
+            resolver: &self.0,
+        };
+        validate(raw, &ctx).map_err(|e| anyhow::anyhow!("generated event invalid: {e:?}"))
+    }
+
+    /// [`Self::event`], ready for the ingest function.
+    pub(crate) fn new_event(&self, raw: &Value, correlation_id: &str) -> anyhow::Result<NewEvent> {
+        Ok(NewEvent {
+            event: self.event(raw)?,
+            correlation_id: correlation_id.into(),
+            replayed_from: None,
+        })
+    }
+}
+
 async fn raw_copy(cfg: &DbConfig, tenant: TenantId, events: usize) -> anyhow::Result<f64> {
-    let resolver = ChannelResolver::new(&default_rules(), &[])?;
-    let ctx = ValidationContext {
-        now: Utc::now(),
-        default_currency: CurrencyCode::parse("USD").ok(),
-        resolver: &resolver,
-    };
+    let validator = Validator::new()?;
     let mut csv = String::with_capacity(events * 400);
     // The rows are built before the timed COPY; the bar shows that part, the COPY is one call.
     let bar = progress("copy", events)?;
     for i in 0..events {
         bar.inc(1);
-        let v = validate(&event("copy", i), &ctx)
-            .map_err(|e| anyhow::anyhow!("generated event invalid: {e:?}"))?;
+        let v = validator.event(&event("copy", i))?;
         let fields: [Option<String>; 24] = [
             Some(tenant.to_string()),
             Some(uuid::Uuid::now_v7().to_string()),

@@ -18,11 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tally_core::channel::{ChannelResolver, default_rules};
-use tally_core::event::{ValidationContext, validate};
-use tally_core::money::CurrencyCode;
 use tally_server::{AppState, ServerConfig};
-use tally_store::events::NewEvent;
 use tally_store::{Database, TenantId};
 
 pub struct Options {
@@ -370,21 +366,9 @@ async fn ingest_ab(db: &Database, tenant: TenantId, events: usize) -> anyhow::Re
     println!(
         "ingest A/B (the ingest function, with vs without the live-totals insert; alternating rounds):"
     );
-    let resolver = ChannelResolver::new(&default_rules(), &[])?;
-    let ctx = ValidationContext {
-        now: Utc::now(),
-        default_currency: CurrencyCode::parse("USD").ok(),
-        resolver: &resolver,
-    };
+    let validator = crate::bench_ingest::Validator::new()?;
     // The bench ingest's live events: one in ten a conversion.
-    let event = |i: usize| -> anyhow::Result<NewEvent> {
-        Ok(NewEvent {
-            event: validate(&crate::bench_ingest::event("ab", i), &ctx)
-                .map_err(|e| anyhow::anyhow!("generated event invalid: {e:?}"))?,
-            correlation_id: "bench-ab".into(),
-            replayed_from: None,
-        })
-    };
+    let event = |i: usize| validator.new_event(&crate::bench_ingest::event("ab", i), "bench-ab");
     let mut next = 0usize;
     for (label, size) in [
         ("group-commit statements of 20", 20usize),

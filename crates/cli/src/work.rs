@@ -447,23 +447,11 @@ async fn attributed_after_ingest(
     day: DateTime<Utc>,
     job: &RecomputeJob,
 ) -> anyhow::Result<f64> {
-    let resolver =
-        tally_core::channel::ChannelResolver::new(&tally_core::channel::default_rules(), &[])?;
-    let ctx = tally_core::event::ValidationContext {
-        now: Utc::now(),
-        default_currency: tally_core::money::CurrencyCode::parse("USD").ok(),
-        resolver: &resolver,
-    };
     let purchase = serde_json::json!({
         "event_id": "bench-fresh-sale", "type": "purchase",
         "occurred_at": (day + TimeDelta::hours(23)).to_rfc3339(), "session_id": "s-fresh",
         "order_id": "o-fresh", "revenue": "12.34", "currency": "USD"});
-    let event = tally_store::events::NewEvent {
-        event: tally_core::event::validate(&purchase, &ctx)
-            .map_err(|e| anyhow::anyhow!("the bench's purchase is invalid: {e:?}"))?,
-        correlation_id: "bench-fresh".into(),
-        replayed_from: None,
-    };
+    let event = crate::bench_ingest::Validator::new()?.new_event(&purchase, "bench-fresh")?;
     let mut tx = db.tenant_tx(tenant).await?;
     let runs = recompute::get_recompute(&mut tx, job.id).await?.run_count;
     drop(tx);

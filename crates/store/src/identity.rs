@@ -206,6 +206,19 @@ pub(crate) const NEW_LINK: &str = "CASE WHEN e.links_seq > $4 AND e.links_seq <=
          AND num_nonnulls(e.session_id, e.anonymous_id, e.user_id) >= 2 \
          THEN ARRAY[e.user_id, e.anonymous_id, e.session_id] END";
 
+/// The ids present among (user, anonymous, session), typed, in that order: the journey key's
+/// first.
+fn typed_ids([user, anonymous, session]: [Option<&str>; 3]) -> Vec<String> {
+    [
+        (IdKind::User, user),
+        (IdKind::Anonymous, anonymous),
+        (IdKind::Session, session),
+    ]
+    .into_iter()
+    .filter_map(|(kind, raw)| raw.map(|r| kind.id(r)))
+    .collect()
+}
+
 /// One link to fold: the ids named together, typed, the journey key's first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Link {
@@ -221,14 +234,7 @@ impl Link {
         [user, anonymous, session]: [Option<String>; 3],
         at: DateTime<Utc>,
     ) -> Option<Self> {
-        let ids: Vec<String> = [
-            (IdKind::User, user),
-            (IdKind::Anonymous, anonymous),
-            (IdKind::Session, session),
-        ]
-        .into_iter()
-        .filter_map(|(kind, raw)| raw.map(|r| kind.id(&r)))
-        .collect();
+        let ids = typed_ids([user.as_deref(), anonymous.as_deref(), session.as_deref()]);
         (ids.len() >= 2).then_some(Self { seq, ids, at })
     }
 
@@ -468,9 +474,6 @@ pub async fn schedule_merged(
         .fetch_all(&mut *conn)
         .await?;
     let windows: Vec<_> = windows.into_iter().filter(|w| *w != running).collect();
-    if windows.is_empty() {
-        return Ok(Vec::new());
-    }
     recompute::schedule_windows(
         conn,
         tenant,
@@ -515,14 +518,11 @@ impl Database {
         let mut tx = self.tenant_tx(tenant).await?;
         // Before the insert draws from the links sequence: the fold's horizon relies on it.
         recompute::hold_ingest_lock(&mut tx, tenant).await?;
-        let typed: Vec<String> = [
-            Some(IdKind::User.id(&link.user_id)),
-            Some(IdKind::Anonymous.id(&link.anonymous_id)),
-            link.session_id.as_deref().map(|s| IdKind::Session.id(s)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let typed = typed_ids([
+            Some(&link.user_id),
+            Some(&link.anonymous_id),
+            link.session_id.as_deref(),
+        ]);
         let one_shopper: bool = sqlx::query_scalar(
             "SELECT count(*) = $3 AND count(DISTINCT component) = 1 FROM identity_members
              WHERE tenant_id = $1 AND identity = ANY ($2)",

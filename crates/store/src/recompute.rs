@@ -148,9 +148,6 @@ pub(crate) async fn schedule_conversion_days(
     .bind(time_zone)
     .fetch_all(&mut *conn)
     .await?;
-    if windows.is_empty() {
-        return Ok(Vec::new());
-    }
     schedule_windows(
         conn,
         tenant,
@@ -196,6 +193,9 @@ pub(crate) async fn schedule_windows(
     model_version: &str,
     correlation_id: &str,
 ) -> Result<Vec<RecomputeJob>, StoreError> {
+    if windows.is_empty() {
+        return Ok(Vec::new());
+    }
     let (starts, ends): (Vec<_>, Vec<_>) = windows.iter().copied().unzip();
     let sql = format!(
         "WITH w AS (SELECT DISTINCT * FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)),
@@ -334,34 +334,27 @@ pub async fn load_window(
     stitching: Stitching,
 ) -> Result<(WindowEvents, Fold), StoreError> {
     let first = scope.first_id();
-    let new_link = identity::NEW_LINK;
     let mark = stitching.window_mark(conn).await?;
-    let conversions: Vec<ConversionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text, {new_link}
+    let rows = |kind: &str, columns: &str| {
+        format!(
+            "SELECT e.id, {first}, e.occurred_at, {columns}, {}
              FROM attribution_events e
-             WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
-               AND e.occurred_at < $3"
-    )))
-    .bind(tenant)
-    .bind(start)
-    .bind(end)
-    .bind(mark)
-    .bind(stitching.horizon)
-    .fetch_all(&mut *conn)
+             WHERE e.tenant_id = $1 AND e.kind = '{kind}' AND e.occurred_at >= $2
+               AND e.occurred_at < $3",
+            identity::NEW_LINK
+        )
+    };
+    let range = (tenant, start, end);
+    let links_range = (mark, stitching.horizon);
+    let conversions: Vec<ConversionRow> = window_rows(
+        conn,
+        rows("conversion", "e.revenue_cents, e.currency::text"),
+        range,
+        links_range,
+    )
     .await?;
-    let touches: Vec<TouchRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT e.id, {first}, e.occurred_at, e.channel_code, {new_link}
-             FROM attribution_events e
-             WHERE e.tenant_id = $1 AND e.kind = 'touch' AND e.occurred_at >= $2
-               AND e.occurred_at < $3"
-    )))
-    .bind(tenant)
-    .bind(start)
-    .bind(end)
-    .bind(mark)
-    .bind(stitching.horizon)
-    .fetch_all(&mut *conn)
-    .await?;
+    let touches: Vec<TouchRow> =
+        window_rows(conn, rows("touch", "e.channel_code"), range, links_range).await?;
     // The window's new links are folded before its journeys are keyed, so they follow them.
     let mut links = Vec::new();
     let mut conversions: Vec<_> = conversions
@@ -420,6 +413,27 @@ pub async fn load_window(
         window.currencies.push(currency);
     }
     Ok((window, fold))
+}
+
+/// The rows of one kind that [`load_window`] reads: `$1`–`$3` the tenant and the window, `$4`–`$5`
+/// the links range of [`identity::NEW_LINK`].
+async fn window_rows<T>(
+    conn: &mut PgConnection,
+    sql: String,
+    (tenant, start, end): (TenantId, DateTime<Utc>, DateTime<Utc>),
+    (mark, horizon): (i64, i64),
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(start)
+        .bind(end)
+        .bind(mark)
+        .bind(horizon)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The ids of [`identity::NEW_LINK`]'s second column.

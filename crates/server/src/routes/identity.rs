@@ -50,9 +50,10 @@ pub struct IdentifyBody {
 }
 
 /// Links `anonymous_id` and `user_id` (and `session_id`) as one shopper. 201 `linked` when new,
-/// 200 `known` when an earlier call linked them or they are one shopper already. The next recompute of the link's
-/// day folds it and schedules the days whose journeys it changes; stored allocations change
-/// only when those recomputes run. Counts as one event against the rate limit.
+/// 200 `known` when an earlier call linked them or they are one shopper already. The next
+/// recompute of the link's day folds it and schedules the days whose journeys it changes; stored
+/// allocations change only when those recomputes run. Counts as one event against the rate
+/// limit.
 #[utoipa::path(post, path = "/v1/identify", tag = "identity", security(("api_key" = [])),
     request_body = IdentifyBody,
     responses(
