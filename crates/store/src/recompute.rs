@@ -11,7 +11,6 @@ use crate::error::StoreError;
 use crate::identity::{self, Fold, JourneyScope, Link, Stitching};
 use crate::ids::TenantId;
 use crate::jobs;
-use crate::reconciliation::AllocationShare;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -451,36 +450,64 @@ type ConversionRow = (
 /// A touch as [`load_window`] reads it: id, first id, time, channel, new link.
 type TouchRow = (Uuid, String, DateTime<Utc>, String, Option<i64>, NewIds);
 
-/// One allocation to write.
-#[derive(Debug, Clone, Copy)]
-pub struct NewAllocation<'a> {
+/// One conversion's split under one model, to write (a row of `attribution_splits`, migration
+/// 0150): its channels in byte order, each with its cents and weight.
+#[derive(Debug, Clone)]
+pub struct NewSplit<'a> {
     pub conversion_id: Uuid,
     pub model: &'static str,
-    pub channel: &'a str,
-    pub allocated_cents: i64,
-    pub weight: f64,
+    pub channels: Vec<&'a str>,
+    pub cents: Vec<i64>,
+    /// As stored: see [`NewSplit::stored_weight`].
+    pub weights: Vec<f64>,
     pub currency: &'a str,
     pub occurred_at: DateTime<Utc>,
 }
 
-impl NewAllocation<'_> {
-    /// The weight as stored: the models' shares sum to 1 up to float error, and the column's
+impl NewSplit<'_> {
+    /// A weight as stored: the models' shares sum to 1 up to float error, and the column's
     /// CHECK wants [0, 1] exactly.
-    pub fn stored_weight(&self) -> f64 {
-        self.weight.clamp(0.0, 1.0)
+    pub fn stored_weight(weight: f64) -> f64 {
+        weight.clamp(0.0, 1.0)
     }
+
+    /// Equal to a stored row, column by column (floats bit for bit: they round-trip exactly).
+    fn is_stored_as(&self, s: &StoredSplit) -> bool {
+        self.currency == s.currency
+            && self.occurred_at == s.occurred_at
+            && self.cents == s.cents
+            && self.channels.iter().eq(s.channels.iter())
+            && self.weights.len() == s.weights.len()
+            && self
+                .weights
+                .iter()
+                .zip(&s.weights)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+/// A stored row of `attribution_splits`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredSplit {
+    pub conversion_id: Uuid,
+    pub model: String,
+    pub channels: Vec<String>,
+    pub cents: Vec<i64>,
+    pub weights: Vec<f64>,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
 }
 
 /// The result of one run, to write.
 pub struct WindowResult<'a> {
     pub recompute: &'a RecomputeJob,
-    /// The window as worked on (`rollups::job_span`): its allocations are replaced.
+    /// The window as worked on (`rollups::job_span`): its splits are replaced.
     pub span: (DateTime<Utc>, DateTime<Utc>),
-    pub allocations: &'a [NewAllocation<'a>],
+    pub splits: &'a [NewSplit<'a>],
     pub conversions: usize,
 }
 
-/// Replaces the window's allocations and records the run, in the caller's (job's) transaction,
+/// Replaces the window's splits and records the run, in the caller's (job's) transaction,
 /// after [`lock_tenant`]; the job then reconciles the window and rebuilds its rollups in the same
 /// transaction, so readers see the old result or the new, never a mix.
 pub async fn replace_window(
@@ -490,39 +517,33 @@ pub async fn replace_window(
 ) -> Result<(), StoreError> {
     let job = result.recompute;
     // Only the rows that differ are written: a rerun over unchanged events rewrites nothing, and
-    // new events change the allocations of the conversions whose journeys they join. Reading the
-    // window's rows back costs a fraction of deleting and inserting them all (438 k rows a day).
-    let stored =
-        crate::reconciliation::allocation_shares(conn, tenant, &job.model_version, result.span)
-            .await?;
-    let mut old: HashMap<(Uuid, &str, &str), &AllocationShare> = stored
+    // new events change the splits of the conversions whose journeys they join (and, through
+    // Markov and Shapley, of the window's others). Reading the window's rows back costs a
+    // fraction of deleting and inserting them all.
+    let stored = window_splits(conn, tenant, &job.model_version, result.span).await?;
+    let mut old: HashMap<(Uuid, &str), &StoredSplit> = stored
         .iter()
-        .map(|s| {
-            (
-                (s.conversion_id, s.model.as_str(), s.channel_code.as_str()),
-                s,
-            )
-        })
+        .map(|s| ((s.conversion_id, s.model.as_str()), s))
         .collect();
-    let mut stale: Vec<(Uuid, &str, &str)> = Vec::new();
-    let mut fresh: Vec<NewAllocation> = Vec::new();
-    for a in result.allocations {
-        let key = (a.conversion_id, a.model, a.channel);
+    let mut stale: Vec<(Uuid, &str)> = Vec::new();
+    let mut fresh: Vec<&NewSplit> = Vec::new();
+    for split in result.splits {
+        let key = (split.conversion_id, split.model);
         match old.remove(&key) {
-            Some(s) if s == &AllocationShare::from(a) => {}
+            Some(s) if split.is_stored_as(s) => {}
             Some(_) => {
                 stale.push(key);
-                fresh.push(*a);
+                fresh.push(split);
             }
-            None => fresh.push(*a),
+            None => fresh.push(split),
         }
     }
     stale.extend(old.into_keys());
     for chunk in stale.chunks(INSERT_CHUNK) {
-        delete_allocations(conn, tenant, &job.model_version, chunk).await?;
+        delete_splits(conn, tenant, &job.model_version, chunk).await?;
     }
     for chunk in fresh.chunks(INSERT_CHUNK) {
-        insert_allocations(conn, tenant, &job.model_version, chunk).await?;
+        insert_splits(conn, tenant, &job.model_version, chunk).await?;
     }
     let pending = jobs::pending_exists(conn, RECOMPUTE_KIND, &job.id.to_string()).await?;
     sqlx::query(
@@ -539,57 +560,110 @@ pub async fn replace_window(
     Ok(())
 }
 
-/// Deletes allocations by key (conversion, model, channel).
-async fn delete_allocations(
+/// The stored splits of the conversions in `[start, end)`, in no particular order: the window's
+/// conversions by their time index, then each one's splits by the primary key, whose prefix is
+/// (tenant_id, conversion_id) (a split's time is its conversion's, which the insert trigger of
+/// migration 0150 enforces). `OFFSET 0` keeps the lateral subquery a nested loop of key probes
+/// whatever the planner's statistics say (they are stale right after a bulk load, when a hash
+/// join over every split of the tenant would be the plan).
+///
+/// By window rather than by a list of conversion ids: `conversion_id = ANY($1)` with a bound
+/// array is a linear search per row (PostgreSQL hashes only constant arrays), 26.8 s for
+/// 387 k allocations of 90 k conversions on the bench month.
+pub async fn window_splits(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
-    keys: &[(Uuid, &str, &str)],
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<StoredSplit>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT s.conversion_id, s.model, s.channels, s.cents, s.weights, s.currency::text,
+                s.occurred_at
+         FROM attribution_events e
+         CROSS JOIN LATERAL (
+             SELECT * FROM attribution_splits s
+             WHERE s.tenant_id = e.tenant_id AND s.conversion_id = e.id
+               AND s.model_version = $2
+             OFFSET 0) s
+         WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $3
+           AND e.occurred_at < $4",
+    )
+    .bind(tenant)
+    .bind(model_version)
+    .bind(start)
+    .bind(end)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Deletes splits by key (conversion, model).
+async fn delete_splits(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    keys: &[(Uuid, &str)],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "DELETE FROM attribution_allocations a
-         USING unnest($3::uuid[], $4::text[], $5::text[]) AS k(conversion_id, model, channel)
-         WHERE a.tenant_id = $1 AND a.model_version = $2 AND a.conversion_id = k.conversion_id
-           AND a.model = k.model AND a.channel_code = k.channel",
+        "DELETE FROM attribution_splits s
+         USING unnest($3::uuid[], $4::text[]) AS k(conversion_id, model)
+         WHERE s.tenant_id = $1 AND s.model_version = $2 AND s.conversion_id = k.conversion_id
+           AND s.model = k.model",
     )
     .bind(tenant)
     .bind(model_version)
     .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-async fn insert_allocations(
+/// Each split's arrays travel as one comma-joined text apiece, split back by `string_to_array`:
+/// PostgreSQL has no array of arrays of varying length to `unnest`, and COPY, which could carry
+/// them, refuses tables under row-level security. Channel codes are `[a-z0-9_]` (taxonomy
+/// CHECK), integers and Rust's shortest round-trip float text have no comma, and PostgreSQL reads
+/// that float text back to the same bits.
+async fn insert_splits(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
-    rows: &[NewAllocation<'_>],
+    rows: &[&NewSplit<'_>],
 ) -> Result<(), StoreError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.conversion_id).collect();
-    let models: Vec<&str> = rows.iter().map(|r| r.model).collect();
-    let channels: Vec<&str> = rows.iter().map(|r| r.channel).collect();
-    let cents: Vec<i64> = rows.iter().map(|r| r.allocated_cents).collect();
-    let weights: Vec<f64> = rows.iter().map(|r| r.stored_weight()).collect();
-    let currencies: Vec<&str> = rows.iter().map(|r| r.currency).collect();
-    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
+    // `Debug` writes floats in their shortest round-trip form with an exponent when it is far
+    // from 0 (`1e-31`), which `Display` spells out in full.
+    fn joined<T: std::fmt::Debug>(items: &[T]) -> String {
+        let mut out = String::with_capacity(items.len() * 8);
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            std::fmt::Write::write_fmt(&mut out, format_args!("{item:?}"))
+                .expect("writing to a String cannot fail");
+        }
+        out
+    }
     sqlx::query(
-        "INSERT INTO attribution_allocations (tenant_id, model_version, conversion_id, model,
-             channel_code, allocated_cents, weight, currency, occurred_at)
-         SELECT $1, $2, u.* FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bigint[],
-             $7::float8[], $8::text[], $9::timestamptz[]) AS u",
+        "INSERT INTO attribution_splits (tenant_id, model_version, conversion_id, model,
+             channels, cents, weights, currency, occurred_at)
+         SELECT $1, $2, u.c, u.m, string_to_array(u.ch, ','),
+                string_to_array(u.ce, ',')::bigint[], string_to_array(u.w, ',')::float8[],
+                u.cur, u.t
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::timestamptz[]) AS u(c, m, ch, ce, w, cur, t)",
     )
     .bind(tenant)
     .bind(model_version)
-    .bind(ids)
-    .bind(models)
-    .bind(channels)
-    .bind(cents)
-    .bind(weights)
-    .bind(currencies)
-    .bind(times)
+    .bind(rows.iter().map(|r| r.conversion_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.model).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.channels.join(","))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| joined(&r.cents)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| joined(&r.weights)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.currency).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

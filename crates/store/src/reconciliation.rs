@@ -12,6 +12,7 @@ use crate::cursor::{Cursor, Page, PageRequest};
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use crate::keyset::{Compare, Listing};
+use crate::recompute::{NewSplit, window_splits};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -400,9 +401,8 @@ pub async fn load_orders(
     })
 }
 
-/// One conversion's stored split under one model, to spread its verified net over. Equal when
-/// every column is.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// One channel's part of a conversion's split under one model, to spread its verified net over.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AllocationShare {
     pub conversion_id: Uuid,
     pub model: String,
@@ -413,54 +413,68 @@ pub struct AllocationShare {
     pub occurred_at: DateTime<Utc>,
 }
 
-impl From<&crate::recompute::NewAllocation<'_>> for AllocationShare {
-    fn from(a: &crate::recompute::NewAllocation<'_>) -> Self {
-        AllocationShare {
-            conversion_id: a.conversion_id,
-            model: a.model.to_string(),
-            channel_code: a.channel.to_string(),
-            allocated_cents: a.allocated_cents,
-            // As stored, so the rollups are the same whether read back or taken in hand.
-            weight: a.stored_weight(),
-            currency: a.currency.to_string(),
-            occurred_at: a.occurred_at,
-        }
+impl AllocationShare {
+    /// One share per channel of a split the caller is about to write, its weights as stored, so
+    /// the rollups are the same whether read back or taken in hand.
+    pub fn of_split<'a>(split: &'a NewSplit<'_>) -> impl Iterator<Item = AllocationShare> + 'a {
+        per_channel(
+            (
+                split.conversion_id,
+                split.model,
+                split.currency,
+                split.occurred_at,
+            ),
+            &split.channels,
+            &split.cents,
+            &split.weights,
+        )
     }
 }
 
-/// The stored allocations of the conversions in `[start, end)`, in no particular order: the
-/// window's conversions by their time index, then each one's allocations by the primary key
-/// (migration 0141). `OFFSET 0` keeps the lateral subquery a nested loop of key probes whatever
-/// the planner's statistics say (they are stale right after a bulk load, when a hash join over
-/// every allocation of the tenant would be the plan).
-///
-/// By window rather than by a list of conversion ids: `conversion_id = ANY($1)` with a bound
-/// array is a linear search per row (PostgreSQL hashes only constant arrays), 26.8 s for
-/// 387 k allocations of 90 k conversions on the bench month.
+/// The shares of one split: (conversion, model, currency, time) and its parallel arrays.
+fn per_channel<'a, C: AsRef<str>>(
+    (conversion_id, model, currency, occurred_at): (Uuid, &'a str, &'a str, DateTime<Utc>),
+    channels: &'a [C],
+    cents: &'a [i64],
+    weights: &'a [f64],
+) -> impl Iterator<Item = AllocationShare> + 'a {
+    channels
+        .iter()
+        .zip(cents)
+        .zip(weights)
+        .map(
+            move |((channel, &allocated_cents), &weight)| AllocationShare {
+                conversion_id,
+                model: model.to_string(),
+                channel_code: channel.as_ref().to_string(),
+                allocated_cents,
+                weight,
+                currency: currency.to_string(),
+                occurred_at,
+            },
+        )
+}
+
+/// The stored allocations of the conversions in `[start, end)`, channel by channel, in no
+/// particular order (see [`window_splits`]).
 pub async fn allocation_shares(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    window: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<AllocationShare>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT a.conversion_id, a.model, a.channel_code, a.allocated_cents, a.weight,
-                a.currency::text, a.occurred_at
-         FROM attribution_events e
-         CROSS JOIN LATERAL (
-             SELECT * FROM attribution_allocations a
-             WHERE a.tenant_id = e.tenant_id AND a.conversion_id = e.id
-               AND a.model_version = $2
-             OFFSET 0) a
-         WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $3
-           AND e.occurred_at < $4",
-    )
-    .bind(tenant)
-    .bind(model_version)
-    .bind(start)
-    .bind(end)
-    .fetch_all(conn)
-    .await?)
+    let splits = window_splits(conn, tenant, model_version, window).await?;
+    Ok(splits
+        .iter()
+        .flat_map(|s| {
+            per_channel(
+                (s.conversion_id, &s.model, &s.currency, s.occurred_at),
+                &s.channels,
+                &s.cents,
+                &s.weights,
+            )
+        })
+        .collect())
 }
 
 /// SHA-256 over the items in order: equal fingerprints, equal items.

@@ -13,7 +13,7 @@ use tally_store::attribution::{self, NewPath};
 use tally_store::identity::{self, Fold, JourneyScope, Stitching};
 use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
-    self, AttributionSettings, NewAllocation, RecomputePayload, WindowEvents, WindowResult,
+    self, AttributionSettings, NewSplit, RecomputePayload, WindowEvents, WindowResult,
 };
 use tally_store::reconciliation::{self, AllocationShare};
 use tally_store::rollups;
@@ -84,14 +84,14 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
         .await
         .context("the attribution task panicked")??;
-    let allocations = computed.allocations();
+    let splits = computed.splits();
     recompute::replace_window(
         tx,
         job.tenant_id,
         WindowResult {
             recompute: &window,
             span,
-            allocations: &allocations,
+            splits: &splits,
             conversions: computed.events.conversions.len(),
         },
     )
@@ -104,9 +104,9 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         &computed.paths(),
     )
     .await?;
-    // The window's verified shares and rollups follow its new allocations in this transaction,
-    // from the allocations in hand rather than read back.
-    let shares = allocations.iter().map(AllocationShare::from).collect();
+    // The window's verified shares and rollups follow its new splits in this transaction, from
+    // the splits in hand rather than read back.
+    let shares = splits.iter().flat_map(AllocationShare::of_split).collect();
     let run =
         reconciliation::start_inline_run(tx, job.tenant_id, span, &job.correlation_id).await?;
     crate::reconcile::reconcile_window(tx, job.tenant_id, run, span, Some(shares)).await?;
@@ -247,18 +247,27 @@ impl Computed {
             .collect()
     }
 
-    fn allocations(&self) -> Vec<NewAllocation<'_>> {
+    /// One split per (conversion, model): [`attribute`]'s rows come grouped so, channels in code
+    /// order (the channel indexes follow the sorted channel list).
+    fn splits(&self) -> Vec<NewSplit<'_>> {
         self.rows
-            .iter()
-            .map(|r| {
-                let conversion = &self.events.conversions[r.conversion as usize];
-                NewAllocation {
+            .chunk_by(|a, b| a.model == b.model && a.conversion == b.conversion)
+            .map(|group| {
+                let first = &group[0];
+                let conversion = &self.events.conversions[first.conversion as usize];
+                NewSplit {
                     conversion_id: conversion.event_id,
-                    model: r.model.code(),
-                    channel: &self.channels[r.channel as usize],
-                    allocated_cents: r.cents,
-                    weight: r.weight,
-                    currency: &self.events.currencies[r.conversion as usize],
+                    model: first.model.code(),
+                    channels: group
+                        .iter()
+                        .map(|r| self.channels[r.channel as usize].as_str())
+                        .collect(),
+                    cents: group.iter().map(|r| r.cents).collect(),
+                    weights: group
+                        .iter()
+                        .map(|r| NewSplit::stored_weight(r.weight))
+                        .collect(),
+                    currency: &self.events.currencies[first.conversion as usize],
                     occurred_at: conversion.occurred_at,
                 }
             })

@@ -75,62 +75,160 @@ async fn money_signs_and_windows_are_checked() {
     assert!(err.to_string().contains("check constraint"), "{err}");
 }
 
-/// Allocations are checked per statement (migration 0130) rather than by per-row foreign keys:
+/// Splits are checked per statement (migrations 0130, 0150) rather than by per-row foreign keys:
 /// each must name a conversion event of its own tenant, with that event's time and currency,
-/// and a channel of the taxonomy.
+/// add up to its revenue, and name channels of the taxonomy, in strictly ascending order, with
+/// parallel arrays of non-negative cents and weights in [0, 1].
 #[tokio::test]
-async fn allocations_must_match_a_conversion_of_their_tenant() {
+async fn splits_must_match_a_conversion_of_their_tenant() {
     let t = TestDb::new().await;
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let mut own = owner(&t).await;
     let conversion_a = seed_tenant(&mut own, a).await;
     let conversion_b = seed_tenant(&mut own, b).await;
     insert_event(&t, a, "touch-1", "direct").await.unwrap();
-    let allocate = |conversion: Option<Uuid>, channel: &'static str, shift: &'static str| {
+    #[derive(Clone, Copy)]
+    struct Split {
+        conversion: Option<Uuid>,
+        channels: &'static str,
+        cents: &'static str,
+        weights: &'static str,
+        shift: &'static str,
+    }
+    let ok = Split {
+        conversion: Some(conversion_a),
+        channels: "{direct,email}",
+        cents: "{999,1000}",
+        weights: "{0.5,0.5}",
+        shift: "0",
+    };
+    let split = |s: Split| {
         let t = &t;
         async move {
             let mut conn = owner(t).await;
             let mut tx = begin_for_tenant(&mut conn, a).await;
             sqlx::query(
-                "INSERT INTO attribution_allocations (tenant_id, conversion_id, model,
-                     model_version, channel_code, allocated_cents, weight, currency, occurred_at)
-                 SELECT $1, e.id, 'linear', 'v1', $3, 1999, 1, 'USD',
-                        e.occurred_at + $4::interval
+                "INSERT INTO attribution_splits (tenant_id, conversion_id, model,
+                     model_version, channels, cents, weights, currency, occurred_at)
+                 SELECT $1, e.id, 'first_touch', 'v1', $3::text[], $4::bigint[], $5::float8[], 'USD',
+                        e.occurred_at + $6::interval
                  FROM attribution_events e
                  WHERE e.id = coalesce($2, (SELECT id FROM attribution_events
                                             WHERE event_id = 'touch-1'))",
             )
             .bind(a)
-            .bind(conversion)
-            .bind(channel)
-            .bind(shift)
+            .bind(s.conversion)
+            .bind(s.channels)
+            .bind(s.cents)
+            .bind(s.weights)
+            .bind(s.shift)
             .execute(&mut *tx)
             .await?;
             tx.commit().await
         }
     };
-    allocate(Some(conversion_a), "email", "0").await.unwrap();
-    for (conversion, channel, shift, why) in [
-        (None, "email", "0", "a touch is not a conversion"),
-        (Some(conversion_a), "not_a_channel", "0", "unknown channel"),
+    for (bad, why, says) in [
         (
-            Some(conversion_a),
-            "email",
-            "1 second",
+            Split {
+                conversion: None,
+                ..ok
+            },
+            "a touch is not a conversion",
+            "does not match a conversion",
+        ),
+        (
+            Split {
+                channels: "{direct,not_a_channel}",
+                ..ok
+            },
+            "unknown channel",
+            "unknown channel",
+        ),
+        (
+            Split {
+                shift: "1 second",
+                ..ok
+            },
             "not the conversion's time",
+            "does not match",
+        ),
+        (
+            Split {
+                cents: "{999,999}",
+                ..ok
+            },
+            "cents short of the revenue",
+            "does not match",
+        ),
+        (
+            Split {
+                channels: "{email,direct}",
+                ..ok
+            },
+            "channels out of order",
+            "check constraint",
+        ),
+        (
+            Split {
+                channels: "{email,email}",
+                ..ok
+            },
+            "a channel twice",
+            "check constraint",
+        ),
+        (
+            Split {
+                weights: "{0.5}",
+                ..ok
+            },
+            "arrays not parallel",
+            "check constraint",
+        ),
+        (
+            Split {
+                cents: "{2000,-1}",
+                ..ok
+            },
+            "negative cents",
+            "check constraint",
+        ),
+        (
+            Split {
+                weights: "{0.5,1.5}",
+                ..ok
+            },
+            "weight above 1",
+            "check constraint",
+        ),
+        (
+            Split {
+                weights: "{0.5,NULL}",
+                ..ok
+            },
+            "a NULL weight",
+            "check constraint",
         ),
     ] {
-        let err = allocate(conversion, channel, shift).await.unwrap_err();
-        assert!(err.to_string().contains("allocation"), "{why}: {err}");
+        let err = split(bad).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{why}: {err}");
     }
-    // Another tenant's conversion is invisible under RLS: nothing to allocate, and writing its id
+    split(ok).await.unwrap();
+    // The per-channel view reads the split back as rows.
+    let mut tx = begin_for_tenant(&mut own, a).await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT channel_code, allocated_cents FROM attribution_allocations
+         WHERE model = 'first_touch' ORDER BY channel_code",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("direct".into(), 999), ("email".into(), 1000)]);
+    // Another tenant's conversion is invisible under RLS: nothing to split, and writing its id
     // by hand is refused.
-    let mut conn = owner(&t).await;
-    let mut tx = begin_for_tenant(&mut conn, a).await;
     let err = sqlx::query(
-        "INSERT INTO attribution_allocations (tenant_id, conversion_id, model, model_version,
-             channel_code, allocated_cents, weight, currency, occurred_at)
-         VALUES ($1, $2, 'linear', 'v1', 'email', 1999, 1, 'USD', now())",
+        "INSERT INTO attribution_splits (tenant_id, conversion_id, model, model_version,
+             channels, cents, weights, currency, occurred_at)
+         VALUES ($1, $2, 'linear', 'v1', '{email}', '{1999}', '{1}', 'USD', now())",
     )
     .bind(a)
     .bind(conversion_b)
