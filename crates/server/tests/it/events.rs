@@ -691,3 +691,24 @@ async fn replay_concerns_tracking_events_only() {
     assert_eq!(bulk["replayed"], 0);
     assert_eq!(bulk["still_invalid"], 0);
 }
+
+/// A backfilled sale schedules the recompute of its own day only (migration 0151): no other
+/// day's journeys contain it. A backfilled touch schedules its day and every day since, up to
+/// the lookback, whose conversions it may join.
+#[tokio::test]
+async fn a_backfilled_sale_schedules_its_day_and_a_backfilled_touch_the_days_since() {
+    let s = TestServer::start().await;
+    let days_ago = |d: i64| (Utc::now() - Duration::days(d)).to_rfc3339();
+    let windows = "SELECT count(*) FROM attribution_recompute_jobs WHERE status = 'pending'";
+    let mut sale = purchase("old-sale", "12.00");
+    sale["occurred_at"] = json!(days_ago(10));
+    s.post("/v1/events", &sale, StatusCode::CREATED).await;
+    assert_eq!(tenant_scalar(&s, windows).await, 1);
+
+    let mut visit = touch("old-visit");
+    visit["occurred_at"] = json!(days_ago(10));
+    s.post("/v1/events", &visit, StatusCode::CREATED).await;
+    // Ten days ago through today: 11 local days, 12 when the clock crosses midnight meanwhile.
+    let pending = tenant_scalar(&s, windows).await;
+    assert!((11..=12).contains(&pending), "{pending} windows");
+}
