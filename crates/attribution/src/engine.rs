@@ -13,8 +13,8 @@ use crate::model::{Model, ModelConfig};
 use crate::rounding::{Apportioner, quantize};
 use crate::shapley;
 
-/// One row of `attribution_allocations`: the cents and share of one conversion's revenue that one
-/// model gives one channel. The rows of a (model, conversion) pair add up to its revenue exactly.
+/// One channel's entry of a stored split (`attribution_splits`): the cents and share of one
+/// conversion's revenue that one model gives one channel. The rows of a (model, conversion) pair add up to its revenue exactly.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AllocationRow<'a> {
     pub model: Model,

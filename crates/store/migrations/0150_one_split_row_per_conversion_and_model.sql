@@ -21,10 +21,21 @@
 
 -- Byte order ("C"), the order the recompute sorts channel codes in whatever the database's
 -- collation (codes are `[a-z0-9_]`, which a linguistic collation orders differently).
+-- PL/pgSQL rather than SQL: a CHECK cannot inline a SQL function, and running its query per row
+-- cost 1.3 s for the bench day's 174 k rows, this loop 0.1–0.2 s.
 CREATE FUNCTION tally_strictly_ascending(a text[]) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT NOT EXISTS (SELECT FROM generate_subscripts(a, 1) AS i
-                       WHERE i > array_lower(a, 1) AND a[i - 1] >= a[i] COLLATE "C")
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    IF cardinality(a) < 2 THEN
+        RETURN true;
+    END IF;
+    FOR i IN array_lower(a, 1) + 1 .. array_upper(a, 1) LOOP
+        IF a[i - 1] >= a[i] COLLATE "C" THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
 $$;
 
 CREATE TABLE attribution_splits (
