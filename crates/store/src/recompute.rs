@@ -450,12 +450,14 @@ type ConversionRow = (
 /// A touch as [`load_window`] reads it: id, first id, time, channel, new link.
 type TouchRow = (Uuid, String, DateTime<Utc>, String, Option<i64>, NewIds);
 
-/// One conversion's split under one model, to write (a row of `attribution_splits`, migration
-/// 0150): its channels in byte order, each with its cents and weight.
+/// Every model's split of one conversion, to write (a row of `attribution_splits`, migration
+/// 0150): the models and the channels any of them credited, each in byte order, and the cents and
+/// weights as models × channels matrices, row-major; a cell of weight 0 is a channel the model
+/// did not credit.
 #[derive(Debug, Clone)]
 pub struct NewSplit<'a> {
     pub conversion_id: Uuid,
-    pub model: &'static str,
+    pub models: Vec<&'static str>,
     pub channels: Vec<&'a str>,
     pub cents: Vec<i64>,
     /// As stored: see [`NewSplit::stored_weight`].
@@ -476,6 +478,7 @@ impl NewSplit<'_> {
         self.currency == s.currency
             && self.occurred_at == s.occurred_at
             && self.cents == s.cents
+            && self.models.iter().eq(s.models.iter())
             && self.channels.iter().eq(s.channels.iter())
             && self.weights.len() == s.weights.len()
             && self
@@ -486,11 +489,11 @@ impl NewSplit<'_> {
     }
 }
 
-/// A stored row of `attribution_splits`.
+/// A stored row of `attribution_splits`, laid out as [`NewSplit`].
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredSplit {
     pub conversion_id: Uuid,
-    pub model: String,
+    pub models: Vec<String>,
     pub channels: Vec<String>,
     pub cents: Vec<i64>,
     pub weights: Vec<f64>,
@@ -521,18 +524,15 @@ pub async fn replace_window(
     // Markov and Shapley, of the window's others). Reading the window's rows back costs a
     // fraction of deleting and inserting them all.
     let stored = window_splits(conn, tenant, &job.model_version, result.span).await?;
-    let mut old: HashMap<(Uuid, &str), &StoredSplit> = stored
-        .iter()
-        .map(|s| ((s.conversion_id, s.model.as_str()), s))
-        .collect();
-    let mut stale: Vec<(Uuid, &str)> = Vec::new();
+    let mut old: HashMap<Uuid, &StoredSplit> =
+        stored.iter().map(|s| (s.conversion_id, s)).collect();
+    let mut stale: Vec<Uuid> = Vec::new();
     let mut fresh: Vec<&NewSplit> = Vec::new();
     for split in result.splits {
-        let key = (split.conversion_id, split.model);
-        match old.remove(&key) {
+        match old.remove(&split.conversion_id) {
             Some(s) if split.is_stored_as(s) => {}
             Some(_) => {
-                stale.push(key);
+                stale.push(split.conversion_id);
                 fresh.push(split);
             }
             None => fresh.push(split),
@@ -561,7 +561,7 @@ pub async fn replace_window(
 }
 
 /// The stored splits of the conversions in `[start, end)`, in no particular order: the window's
-/// conversions by their time index, then each one's splits by the primary key, whose prefix is
+/// conversions by their time index, then each one's split by the primary key, whose prefix is
 /// (tenant_id, conversion_id) (a split's time is its conversion's, which the insert trigger of
 /// migration 0150 enforces). `OFFSET 0` keeps the lateral subquery a nested loop of key probes
 /// whatever the planner's statistics say (they are stale right after a bulk load, when a hash
@@ -577,7 +577,7 @@ pub async fn window_splits(
     (start, end): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<StoredSplit>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT s.conversion_id, s.model, s.channels, s.cents, s.weights, s.currency::text,
+        "SELECT s.conversion_id, s.models, s.channels, s.cents, s.weights, s.currency::text,
                 s.occurred_at
          FROM attribution_events e
          CROSS JOIN LATERAL (
@@ -596,23 +596,20 @@ pub async fn window_splits(
     .await?)
 }
 
-/// Deletes splits by key (conversion, model).
+/// Deletes the splits of these conversions.
 async fn delete_splits(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
-    keys: &[(Uuid, &str)],
+    conversions: &[Uuid],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "DELETE FROM attribution_splits s
-         USING unnest($3::uuid[], $4::text[]) AS k(conversion_id, model)
-         WHERE s.tenant_id = $1 AND s.model_version = $2 AND s.conversion_id = k.conversion_id
-           AND s.model = k.model",
+        "DELETE FROM attribution_splits s USING unnest($3::uuid[]) AS k(conversion_id)
+         WHERE s.tenant_id = $1 AND s.model_version = $2 AND s.conversion_id = k.conversion_id",
     )
     .bind(tenant)
     .bind(model_version)
-    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(conversions)
     .execute(conn)
     .await?;
     Ok(())
@@ -620,9 +617,9 @@ async fn delete_splits(
 
 /// Each split's arrays travel as one comma-joined text apiece, split back by `string_to_array`:
 /// PostgreSQL has no array of arrays of varying length to `unnest`, and COPY, which could carry
-/// them, refuses tables under row-level security. Channel codes are `[a-z0-9_]` (taxonomy
-/// CHECK), integers and Rust's shortest round-trip float text have no comma, and PostgreSQL reads
-/// that float text back to the same bits.
+/// them, refuses tables under row-level security. Model and channel codes are `[a-z0-9_]`
+/// (taxonomy CHECK), integers and Rust's shortest round-trip float text have no comma, and
+/// PostgreSQL reads that float text back to the same bits.
 async fn insert_splits(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -643,9 +640,9 @@ async fn insert_splits(
         out
     }
     sqlx::query(
-        "INSERT INTO attribution_splits (tenant_id, model_version, conversion_id, model,
+        "INSERT INTO attribution_splits (tenant_id, model_version, conversion_id, models,
              channels, cents, weights, currency, occurred_at)
-         SELECT $1, $2, u.c, u.m, string_to_array(u.ch, ','),
+         SELECT $1, $2, u.c, string_to_array(u.m, ','), string_to_array(u.ch, ','),
                 string_to_array(u.ce, ',')::bigint[], string_to_array(u.w, ',')::float8[],
                 u.cur, u.t
          FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -654,7 +651,7 @@ async fn insert_splits(
     .bind(tenant)
     .bind(model_version)
     .bind(rows.iter().map(|r| r.conversion_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.model).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.models.join(",")).collect::<Vec<_>>())
     .bind(
         rows.iter()
             .map(|r| r.channels.join(","))

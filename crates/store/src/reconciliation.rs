@@ -414,45 +414,41 @@ pub struct AllocationShare {
 }
 
 impl AllocationShare {
-    /// One share per channel of a split the caller is about to write, its weights as stored, so
-    /// the rollups are the same whether read back or taken in hand.
+    /// One share per credited cell of a split the caller is about to write, its weights as
+    /// stored, so the rollups are the same whether read back or taken in hand.
     pub fn of_split<'a>(split: &'a NewSplit<'_>) -> impl Iterator<Item = AllocationShare> + 'a {
-        per_channel(
-            (
-                split.conversion_id,
-                split.model,
-                split.currency,
-                split.occurred_at,
-            ),
-            &split.channels,
+        credited(
+            (split.conversion_id, split.currency, split.occurred_at),
+            (&split.models, &split.channels),
             &split.cents,
             &split.weights,
         )
     }
 }
 
-/// The shares of one split: (conversion, model, currency, time) and its parallel arrays.
-fn per_channel<'a, C: AsRef<str>>(
-    (conversion_id, model, currency, occurred_at): (Uuid, &'a str, &'a str, DateTime<Utc>),
-    channels: &'a [C],
+/// The shares of one split: (conversion, currency, time), its models and channels, and its
+/// cells; a cell of weight 0 is a channel the model did not credit (migration 0150).
+fn credited<'a, M: AsRef<str>, C: AsRef<str>>(
+    (conversion_id, currency, occurred_at): (Uuid, &'a str, DateTime<Utc>),
+    (models, channels): (&'a [M], &'a [C]),
     cents: &'a [i64],
     weights: &'a [f64],
 ) -> impl Iterator<Item = AllocationShare> + 'a {
-    channels
+    let width = channels.len();
+    cents
         .iter()
-        .zip(cents)
         .zip(weights)
-        .map(
-            move |((channel, &allocated_cents), &weight)| AllocationShare {
-                conversion_id,
-                model: model.to_string(),
-                channel_code: channel.as_ref().to_string(),
-                allocated_cents,
-                weight,
-                currency: currency.to_string(),
-                occurred_at,
-            },
-        )
+        .enumerate()
+        .filter(|(_, (_, weight))| **weight > 0.0)
+        .map(move |(i, (&allocated_cents, &weight))| AllocationShare {
+            conversion_id,
+            model: models[i / width].as_ref().to_string(),
+            channel_code: channels[i % width].as_ref().to_string(),
+            allocated_cents,
+            weight,
+            currency: currency.to_string(),
+            occurred_at,
+        })
 }
 
 /// The stored allocations of the conversions in `[start, end)`, channel by channel, in no
@@ -467,9 +463,9 @@ pub async fn allocation_shares(
     Ok(splits
         .iter()
         .flat_map(|s| {
-            per_channel(
-                (s.conversion_id, &s.model, &s.currency, s.occurred_at),
-                &s.channels,
+            credited(
+                (s.conversion_id, &s.currency, s.occurred_at),
+                (&s.models, &s.channels),
                 &s.cents,
                 &s.weights,
             )

@@ -247,27 +247,42 @@ impl Computed {
             .collect()
     }
 
-    /// One split per (conversion, model): [`attribute`]'s rows come grouped so, channels in code
-    /// order (the channel indexes follow the sorted channel list).
+    /// One split per conversion, every model's cells in it: the models in code order, the
+    /// channels any of them credited in code order (channel indexes follow the sorted channel
+    /// list), cells the model did not credit left at 0.
     fn splits(&self) -> Vec<NewSplit<'_>> {
-        self.rows
-            .chunk_by(|a, b| a.model == b.model && a.conversion == b.conversion)
-            .map(|group| {
-                let first = &group[0];
-                let conversion = &self.events.conversions[first.conversion as usize];
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_unstable_by_key(|r| (r.conversion, r.model.code(), r.channel));
+        rows.chunk_by(|a, b| a.conversion == b.conversion)
+            .map(|rows| {
+                let mut models: Vec<&'static str> = rows.iter().map(|r| r.model.code()).collect();
+                models.dedup();
+                let mut channels: Vec<u16> = rows.iter().map(|r| r.channel).collect();
+                channels.sort_unstable();
+                channels.dedup();
+                let width = channels.len();
+                let mut cents = vec![0; models.len() * width];
+                let mut weights = vec![0.0; models.len() * width];
+                let mut model = 0;
+                for r in rows {
+                    while models[model] != r.model.code() {
+                        model += 1;
+                    }
+                    let channel = channels.partition_point(|&c| c < r.channel);
+                    cents[model * width + channel] = r.cents;
+                    weights[model * width + channel] = NewSplit::stored_weight(r.weight);
+                }
+                let conversion = &self.events.conversions[rows[0].conversion as usize];
                 NewSplit {
                     conversion_id: conversion.event_id,
-                    model: first.model.code(),
-                    channels: group
+                    models,
+                    channels: channels
                         .iter()
-                        .map(|r| self.channels[r.channel as usize].as_str())
+                        .map(|&c| self.channels[c as usize].as_str())
                         .collect(),
-                    cents: group.iter().map(|r| r.cents).collect(),
-                    weights: group
-                        .iter()
-                        .map(|r| NewSplit::stored_weight(r.weight))
-                        .collect(),
-                    currency: &self.events.currencies[first.conversion as usize],
+                    cents,
+                    weights,
+                    currency: &self.events.currencies[rows[0].conversion as usize],
                     occurred_at: conversion.occurred_at,
                 }
             })

@@ -77,8 +77,9 @@ async fn money_signs_and_windows_are_checked() {
 
 /// Splits are checked per statement (migrations 0130, 0150) rather than by per-row foreign keys:
 /// each must name a conversion event of its own tenant, with that event's time and currency,
-/// add up to its revenue, and name channels of the taxonomy, in strictly ascending order, with
-/// parallel arrays of non-negative cents and weights in [0, 1].
+/// every model's cents must add up to its revenue and stay off channels it did not credit, and
+/// the models and channels (of the taxonomy) come in strictly ascending order, with matrices of
+/// the right size, non-negative cents and weights in [0, 1].
 #[tokio::test]
 async fn splits_must_match_a_conversion_of_their_tenant() {
     let t = TestDb::new().await;
@@ -90,16 +91,19 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
     #[derive(Clone, Copy)]
     struct Split {
         conversion: Option<Uuid>,
+        models: &'static str,
         channels: &'static str,
         cents: &'static str,
         weights: &'static str,
         shift: &'static str,
     }
+    // The seeded conversion's revenue is 1999: first touch gives it all to direct, linear halves it.
     let ok = Split {
         conversion: Some(conversion_a),
+        models: "{first_touch,linear}",
         channels: "{direct,email}",
-        cents: "{999,1000}",
-        weights: "{0.5,0.5}",
+        cents: "{1999,0,999,1000}",
+        weights: "{1,0,0.5,0.5}",
         shift: "0",
     };
     let split = |s: Split| {
@@ -108,16 +112,17 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
             let mut conn = owner(t).await;
             let mut tx = begin_for_tenant(&mut conn, a).await;
             sqlx::query(
-                "INSERT INTO attribution_splits (tenant_id, conversion_id, model,
-                     model_version, channels, cents, weights, currency, occurred_at)
-                 SELECT $1, e.id, 'first_touch', 'v1', $3::text[], $4::bigint[], $5::float8[], 'USD',
-                        e.occurred_at + $6::interval
+                "INSERT INTO attribution_splits (tenant_id, conversion_id, model_version, models,
+                     channels, cents, weights, currency, occurred_at)
+                 SELECT $1, e.id, 'v2', $3::text[], $4::text[], $5::bigint[], $6::float8[], 'USD',
+                        e.occurred_at + $7::interval
                  FROM attribution_events e
                  WHERE e.id = coalesce($2, (SELECT id FROM attribution_events
                                             WHERE event_id = 'touch-1'))",
             )
             .bind(a)
             .bind(s.conversion)
+            .bind(s.models)
             .bind(s.channels)
             .bind(s.cents)
             .bind(s.weights)
@@ -127,6 +132,7 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
             tx.commit().await
         }
     };
+    let check = "check constraint";
     for (bad, why, says) in [
         (
             Split {
@@ -154,11 +160,36 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
         ),
         (
             Split {
-                cents: "{999,999}",
+                cents: "{1998,0,998,1000}",
                 ..ok
             },
-            "cents short of the revenue",
+            "short of the revenue",
             "does not match",
+        ),
+        (
+            Split {
+                cents: "{1999,0,999,999}",
+                ..ok
+            },
+            "models disagree",
+            "does not add up",
+        ),
+        (
+            Split {
+                cents: "{999,1000,999,1000}",
+                ..ok
+            },
+            "cents off credit",
+            "did not credit",
+        ),
+        (
+            Split {
+                weights: "{0,0,0.5,0.5}",
+                cents: "{0,0,999,1000}",
+                ..ok
+            },
+            "a model credits nothing",
+            "credits no channel",
         ),
         (
             Split {
@@ -166,7 +197,7 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
                 ..ok
             },
             "channels out of order",
-            "check constraint",
+            check,
         ),
         (
             Split {
@@ -174,61 +205,103 @@ async fn splits_must_match_a_conversion_of_their_tenant() {
                 ..ok
             },
             "a channel twice",
-            "check constraint",
+            check,
         ),
         (
             Split {
-                weights: "{0.5}",
+                models: "{linear,first_touch}",
                 ..ok
             },
-            "arrays not parallel",
-            "check constraint",
+            "models out of order",
+            check,
         ),
         (
             Split {
-                cents: "{2000,-1}",
+                models: "{first_touch,lineal}",
+                ..ok
+            },
+            "unknown model",
+            check,
+        ),
+        (
+            Split {
+                weights: "{1,0,0.5}",
+                ..ok
+            },
+            "matrices of different sizes",
+            check,
+        ),
+        (
+            Split {
+                cents: "{1999,0,999,1000,0}",
+                weights: "{1,0,0.5,0.5,0}",
+                ..ok
+            },
+            "matrices not models × channels",
+            check,
+        ),
+        (
+            Split {
+                cents: "{1999,0,2000,-1}",
                 ..ok
             },
             "negative cents",
-            "check constraint",
+            check,
         ),
         (
             Split {
-                weights: "{0.5,1.5}",
+                weights: "{1,0,0.5,1.5}",
                 ..ok
             },
             "weight above 1",
-            "check constraint",
+            check,
         ),
         (
             Split {
-                weights: "{0.5,NULL}",
+                weights: "{1,NULL,0.5,0.5}",
                 ..ok
             },
             "a NULL weight",
-            "check constraint",
+            check,
+        ),
+        (
+            Split {
+                channels: "{}",
+                cents: "{}",
+                weights: "{}",
+                ..ok
+            },
+            "no channel",
+            check,
         ),
     ] {
         let err = split(bad).await.unwrap_err();
         assert!(err.to_string().contains(says), "{why}: {err}");
     }
     split(ok).await.unwrap();
-    // The per-channel view reads the split back as rows.
+    // The per-channel view lists the credited cells.
     let mut tx = begin_for_tenant(&mut own, a).await;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT channel_code, allocated_cents FROM attribution_allocations
-         WHERE model = 'first_touch' ORDER BY channel_code",
+    let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(
+        "SELECT model, channel_code, allocated_cents, weight FROM attribution_allocations
+         WHERE model_version = 'v2' ORDER BY model, channel_code",
     )
     .fetch_all(&mut *tx)
     .await
     .unwrap();
-    assert_eq!(rows, [("direct".into(), 999), ("email".into(), 1000)]);
+    assert_eq!(
+        rows,
+        [
+            ("first_touch".into(), "direct".into(), 1999, 1.0),
+            ("linear".into(), "direct".into(), 999, 0.5),
+            ("linear".into(), "email".into(), 1000, 0.5),
+        ]
+    );
     // Another tenant's conversion is invisible under RLS: nothing to split, and writing its id
     // by hand is refused.
     let err = sqlx::query(
-        "INSERT INTO attribution_splits (tenant_id, conversion_id, model, model_version,
+        "INSERT INTO attribution_splits (tenant_id, conversion_id, model_version, models,
              channels, cents, weights, currency, occurred_at)
-         VALUES ($1, $2, 'linear', 'v1', '{email}', '{1999}', '{1}', 'USD', now())",
+         VALUES ($1, $2, 'v1', '{linear}', '{email}', '{1999}', '{1}', 'USD', now())",
     )
     .bind(a)
     .bind(conversion_b)

@@ -38,8 +38,8 @@ pub async fn seed_tenant(conn: &mut PgConnection, tenant: Uuid) -> Uuid {
             VALUES ('{tenant}', tally_uuid_v7(), '{endpoint}', 'shopify', 'd1', 'orders/paid', '{{}}', sha256('b'), 'posted', 'corr');
         INSERT INTO revenue_ledger (tenant_id, id, source, external_id, entry_type, amount_cents, currency, occurred_at, correlation_id)
             VALUES ('{tenant}', tally_uuid_v7(), 'shopify', 'pay-1', 'payment', 1999, 'USD', now(), 'corr');
-        INSERT INTO attribution_splits (tenant_id, conversion_id, model, model_version, channels, cents, weights, currency, occurred_at)
-            VALUES ('{tenant}', '{event}', 'linear', 'v1', '{{direct}}', '{{1999}}', '{{1}}', 'USD', now());
+        INSERT INTO attribution_splits (tenant_id, conversion_id, model_version, models, channels, cents, weights, currency, occurred_at)
+            VALUES ('{tenant}', '{event}', 'v1', '{{linear}}', '{{direct}}', '{{1999}}', '{{1}}', 'USD', now());
         INSERT INTO conversion_paths (tenant_id, model_version, conversion_id, occurred_at, currency, revenue_cents, path)
             VALUES ('{tenant}', 'v1', '{event}', now(), 'USD', 1999, ARRAY['direct']);
         INSERT INTO attribution_recompute_jobs (tenant_id, id, window_start, window_end, model_version, status)
