@@ -512,12 +512,13 @@ pub struct WindowResult<'a> {
 
 /// Replaces the window's splits and records the run, in the caller's (job's) transaction,
 /// after [`lock_tenant`]; the job then reconciles the window and rebuilds its rollups in the same
-/// transaction, so readers see the old result or the new, never a mix.
+/// transaction, so readers see the old result or the new, never a mix. Returns how many
+/// conversions' splits it wrote (new or changed).
 pub async fn replace_window(
     conn: &mut PgConnection,
     tenant: TenantId,
     result: WindowResult<'_>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let job = result.recompute;
     // Only the rows that differ are written: a rerun over unchanged events rewrites nothing, and
     // new events change the splits of the conversions whose journeys they join (and, through
@@ -557,7 +558,7 @@ pub async fn replace_window(
     .bind(i32::try_from(result.conversions).unwrap_or(i32::MAX))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(fresh.len())
 }
 
 /// The stored splits of the conversions in `[start, end)`, in no particular order: the window's

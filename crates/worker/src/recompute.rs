@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_attribution::{HalfLife, MarkovOrder, Model, ModelConfig, attribute, build_journeys};
 use tally_store::attribution::{self, NewPath};
 use tally_store::identity::{self, Fold, JourneyScope, Stitching};
@@ -77,15 +77,18 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         horizon: links_horizon,
         max_ids: settings.identity_max_component_ids,
     };
+    let mut phases = Phases::start();
     let (events, fold) =
         recompute::load_window(tx, job.tenant_id, span, lookback, scope, stitching).await?;
     schedule_merged(tx, job, &settings, &fold, span).await?;
+    phases.lap("load");
     // The models are CPU-bound for up to seconds; keep them off the async threads.
     let computed = tokio::task::spawn_blocking(move || compute(events, &models, lookback))
         .await
         .context("the attribution task panicked")??;
     let splits = computed.splits();
-    recompute::replace_window(
+    phases.lap("compute");
+    let rewritten = recompute::replace_window(
         tx,
         job.tenant_id,
         WindowResult {
@@ -104,17 +107,55 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
         &computed.paths(),
     )
     .await?;
+    phases.lap("write");
     // The window's verified shares and rollups follow its new splits in this transaction, from
     // the splits in hand rather than read back.
     let shares = splits.iter().flat_map(AllocationShare::of_split).collect();
     let run =
         reconciliation::start_inline_run(tx, job.tenant_id, span, &job.correlation_id).await?;
     crate::reconcile::reconcile_window(tx, job.tenant_id, run, span, Some(shares)).await?;
+    phases.lap("reconcile");
+    tracing::info!(
+        conversions = splits.len(),
+        rewritten,
+        phases = %phases,
+        "recompute written"
+    );
     if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
         tracing::warn!(ms, "{PAUSE_ENV} set: pausing before commit");
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     Ok(())
+}
+
+/// Milliseconds per phase of a run, for the log line that tells an operator where a slow
+/// recompute spent its time.
+struct Phases {
+    lap: Instant,
+    laps: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            lap: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        self.laps.push((phase, self.lap.elapsed().as_millis()));
+        self.lap = Instant::now();
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (phase, ms)) in self.laps.iter().enumerate() {
+            write!(f, "{}{phase} {ms} ms", if i > 0 { ", " } else { "" })?;
+        }
+        Ok(())
+    }
 }
 
 /// Schedules the other days whose journeys the window's fold changed: each holds a conversion of
