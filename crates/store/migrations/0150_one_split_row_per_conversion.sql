@@ -80,52 +80,61 @@ GRANT SELECT ON attribution_splits TO tally_readonly;
 
 -- 0130's check over the statement's new rows, one per conversion (the primary key), plus the
 -- sums: every model credits some channel, its cents add up to the conversion's revenue, and its
--- uncredited cells are empty. Array subscripts of fixed-width elements are O(1) in PL/pgSQL.
+-- uncredited cells are empty. The whole check costs 0.45–0.55 s for the bench day's 21.8 k rows
+-- (2 cores; the insert itself 0.1 s): the sums loop over local copies of the arrays (indexing the
+-- record's fields instead cost 0.5 s, a SQL subquery per row 0.6 s), and the event probes run as
+-- one statement whose subquery `OFFSET 0` keeps a nested loop of primary-key probes.
 CREATE FUNCTION tally_check_new_splits() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     n record;
+    cs bigint[];
+    ws double precision[];
     width int;
     total bigint;
     model_sum bigint;
     credited boolean;
-    i int;
 BEGIN
-    FOR n IN SELECT tenant_id, conversion_id, occurred_at, currency, models, channels, cents,
-                    weights
-             FROM new_rows LOOP
+    FOR n IN SELECT conversion_id, models, channels, cents, weights FROM new_rows LOOP
+        cs := n.cents;
+        ws := n.weights;
         width := cardinality(n.channels);
         total := NULL;
         FOR m IN 0 .. cardinality(n.models) - 1 LOOP
             model_sum := 0;
             credited := false;
-            FOR c IN 1 .. width LOOP
-                i := m * width + c;
-                IF n.weights[i] = 0 AND n.cents[i] <> 0 THEN
+            FOR i IN m * width + 1 .. (m + 1) * width LOOP
+                IF ws[i] > 0 THEN
+                    credited := true;
+                ELSIF cs[i] <> 0 THEN
                     RAISE EXCEPTION 'split of % gives cents to a channel that % did not credit',
                         n.conversion_id, n.models[m + 1]
                         USING ERRCODE = 'check_violation';
                 END IF;
-                credited := credited OR n.weights[i] > 0;
-                model_sum := model_sum + n.cents[i];
+                model_sum := model_sum + cs[i];
             END LOOP;
-            IF NOT credited OR model_sum IS DISTINCT FROM coalesce(total, model_sum) THEN
+            IF NOT credited OR model_sum <> coalesce(total, model_sum) THEN
                 RAISE EXCEPTION 'split of % under % credits no channel or does not add up to the others',
                     n.conversion_id, n.models[m + 1]
                     USING ERRCODE = 'check_violation';
             END IF;
             total := model_sum;
         END LOOP;
-        PERFORM FROM attribution_events e
-        WHERE e.tenant_id = n.tenant_id AND e.id = n.conversion_id AND e.kind = 'conversion'
-          AND e.occurred_at = n.occurred_at AND e.currency = n.currency
-          AND e.revenue_cents = total;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'split of % does not match a conversion event of tenant % (time, currency or revenue)',
-                n.conversion_id, n.tenant_id
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
     END LOOP;
+    -- Every model's total is the first's now; the event must carry it as its revenue.
+    SELECT r.conversion_id, r.tenant_id INTO n FROM new_rows r
+    WHERE NOT EXISTS (
+        SELECT FROM attribution_events e
+        WHERE e.tenant_id = r.tenant_id AND e.id = r.conversion_id AND e.kind = 'conversion'
+          AND e.occurred_at = r.occurred_at AND e.currency = r.currency
+          AND e.revenue_cents = (SELECT sum(c) FROM unnest(r.cents[1 : cardinality(r.channels)]) c)
+        OFFSET 0)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'split of % does not match a conversion event of tenant % (time, currency or revenue)',
+            n.conversion_id, n.tenant_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
     FOR n IN SELECT DISTINCT unnest(channels) AS channel_code FROM new_rows LOOP
         PERFORM FROM channel_taxonomy t WHERE t.code = n.channel_code;
         IF NOT FOUND THEN
