@@ -36,6 +36,12 @@ impl Model {
         Model::Shapley,
     ];
 
+    /// Whether a conversion's split depends on its own journey only. Markov and Shapley credit
+    /// channels by their effect over every path of the window, so one new path moves every split.
+    pub const fn is_journey_local(self) -> bool {
+        !matches!(self, Model::Markov | Model::Shapley)
+    }
+
     pub const fn code(self) -> &'static str {
         match self {
             Model::FirstTouch => "first_touch",

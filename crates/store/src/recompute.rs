@@ -414,6 +414,86 @@ pub async fn load_window(
     Ok((window, fold))
 }
 
+/// The conversions of `[start, end)` that have no stored split yet (accepted since the window's
+/// last run), with the touches of their shoppers' journeys, when there are at most `cap` of them;
+/// `None` when there are none or more. For the fast pass that attributes new sales under the
+/// journey-local models ahead of their window's full run (crates/worker/src/recompute.rs): a few
+/// index lookups per shopper instead of the window's every event. Journeys are keyed by the
+/// shopper graph as folded so far; the full run folds the window's new links and corrects them.
+pub async fn load_unsplit(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    lookback: TimeDelta,
+    scope: JourneyScope,
+    cap: usize,
+) -> Result<Option<WindowEvents>, StoreError> {
+    let first = scope.first_id();
+    let mut conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
+             FROM attribution_events e
+             WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
+               AND e.occurred_at < $3
+               AND NOT EXISTS (SELECT FROM attribution_splits s
+                               WHERE s.tenant_id = e.tenant_id AND s.conversion_id = e.id
+                                 AND s.model_version = $4 OFFSET 0)
+             LIMIT $5"
+        )))
+        .bind(tenant)
+        .bind(start)
+        .bind(end)
+        .bind(model_version)
+        .bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1))
+        .fetch_all(&mut *conn)
+        .await?;
+    if conversions.is_empty() || conversions.len() > cap {
+        return Ok(None);
+    }
+    scope
+        .keys(conn, tenant, conversions.iter_mut().map(|c| &mut c.1))
+        .await?;
+    let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
+    let earliest = conversions.iter().map(|c| c.2).min().unwrap_or(start);
+    let latest = conversions.iter().map(|c| c.2).max().unwrap_or(start);
+    // A journey is `[t - lookback, t]`, both ends inclusive (`tally_attribution::journey`).
+    let touches = scope
+        .touches(
+            conn,
+            tenant,
+            (&ids, &id_keys),
+            (earliest - lookback, latest + TimeDelta::microseconds(1)),
+        )
+        .await?;
+    Ok(Some(WindowEvents {
+        touches: touches
+            .into_iter()
+            .map(|(event_id, identity, occurred_at, channel)| Touch {
+                event_id,
+                identity,
+                occurred_at,
+                channel,
+            })
+            .collect(),
+        currencies: conversions.iter().map(|c| c.4.clone()).collect(),
+        conversions: conversions
+            .into_iter()
+            .map(
+                |(event_id, identity, occurred_at, revenue_cents, _)| Conversion {
+                    event_id,
+                    identity,
+                    occurred_at,
+                    revenue_cents,
+                },
+            )
+            .collect(),
+    }))
+}
+
 /// The rows of one kind that [`load_window`] reads: `$1`–`$3` the tenant and the window, `$4`–`$5`
 /// the links range of [`identity::NEW_LINK`].
 async fn window_rows<T>(
@@ -595,6 +675,21 @@ pub async fn window_splits(
     .bind(end)
     .fetch_all(conn)
     .await?)
+}
+
+/// Writes the splits of conversions that have none (the fast pass: see [`load_unsplit`]), in
+/// the caller's transaction, after [`lock_tenant`].
+pub async fn insert_new_splits(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    splits: &[NewSplit<'_>],
+) -> Result<(), StoreError> {
+    let rows: Vec<&NewSplit> = splits.iter().collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        insert_splits(conn, tenant, model_version, chunk).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the splits of these conversions.

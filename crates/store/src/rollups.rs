@@ -122,6 +122,73 @@ async fn clear(
     Ok(())
 }
 
+/// Adds contributions to the hour and day rows of their local hour and day: the fast pass, which
+/// attributes new conversions ahead of their window's full run (crates/worker/src/recompute.rs),
+/// in the transaction that writes their splits. The full run rebuilds the window's rows from
+/// scratch ([`rebuild_revenue`]), so what is added here lives until then.
+pub async fn add_revenue(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    model_version: &str,
+    tz: &str,
+    contributions: &[Contribution<'_>],
+) -> Result<(), StoreError> {
+    if contributions.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO revenue_rollups (tenant_id, model_version, grain, bucket_start, time_zone,
+             model, channel_code, currency, conversions, claimed_cents, verified_cents)
+         SELECT $1, $2, g.grain,
+                CASE g.grain WHEN 'hour' THEN tally_local_hour(u.t, $3)
+                             ELSE date_trunc('day', u.t, $3) END,
+                $3, u.model, u.channel, u.currency, sum(u.weight), sum(u.cents), sum(u.verified)
+         FROM unnest($4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::float8[],
+                     $9::bigint[], $10::bigint[])
+              AS u(t, model, channel, currency, weight, cents, verified)
+         CROSS JOIN (VALUES ('hour'), ('day')) AS g(grain)
+         GROUP BY 3, 4, 6, 7, 8
+         ON CONFLICT (tenant_id, model_version, grain, bucket_start, model, channel_code, currency)
+         DO UPDATE SET conversions = revenue_rollups.conversions + EXCLUDED.conversions,
+                       claimed_cents = revenue_rollups.claimed_cents + EXCLUDED.claimed_cents,
+                       verified_cents = revenue_rollups.verified_cents + EXCLUDED.verified_cents,
+                       computed_at = now()",
+    )
+    .bind(tenant)
+    .bind(model_version)
+    .bind(tz)
+    .bind(
+        contributions
+            .iter()
+            .map(|c| c.occurred_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(contributions.iter().map(|c| c.model).collect::<Vec<_>>())
+    .bind(
+        contributions
+            .iter()
+            .map(|c| c.channel_code)
+            .collect::<Vec<_>>(),
+    )
+    .bind(contributions.iter().map(|c| c.currency).collect::<Vec<_>>())
+    .bind(contributions.iter().map(|c| c.weight).collect::<Vec<_>>())
+    .bind(
+        contributions
+            .iter()
+            .map(|c| c.allocated_cents)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        contributions
+            .iter()
+            .map(|c| c.verified_cents)
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Rebuilds the revenue rollups of `window`, which is cut at local hour boundaries
 /// (`tally_local_hour_cover`), from every allocation of its conversions: the hour rows from
 /// `contributions`, then the day rows of the days it overlaps from their hour rows. In the

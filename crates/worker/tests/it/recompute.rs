@@ -7,7 +7,8 @@ use tally_store::TenantId;
 use tally_store::recompute::{self, RecomputeJob};
 use tally_store::testing::TestDb;
 use tally_worker::Handlers;
-use tally_worker::bench::{generate_day, insert_events};
+use tally_worker::bench::{DayEvent, generate_day, insert_events};
+use tally_worker::recompute::fast_pass;
 
 fn day() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-10T00:00:00Z")
@@ -162,4 +163,134 @@ async fn a_burst_of_events_schedules_a_handful_of_jobs() {
     tx.commit().await.unwrap();
     let pending = job_count(&t.db, "pending").await;
     assert!((4..=5).contains(&pending), "{pending} jobs");
+}
+
+/// Per model: the claimed cents of the day's hour rows and of its day rows.
+async fn claimed_per_model(conn: &mut PgConnection) -> Vec<(String, i64, i64)> {
+    sqlx::query_as(
+        "SELECT model, sum(claimed_cents) FILTER (WHERE grain = 'hour')::bigint,
+                sum(claimed_cents) FILTER (WHERE grain = 'day')::bigint
+         FROM revenue_rollups GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// A sale accepted after its day's run is attributed under the journey-local models by the fast
+/// pass, from its own journey, and added to the day's rollups once; Markov and Shapley follow with
+/// the full run, which replaces the split and rebuilds the rollups as if the sale had always been
+/// there.
+#[tokio::test]
+async fn the_fast_pass_attributes_a_new_sale_ahead_of_the_full_run() {
+    let t = TestDb::new().await;
+    let tenant = tenant(&t).await;
+    let events = generate_day(2_000, day(), 11);
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    insert_events(&mut tx, tenant, &events).await.unwrap();
+    tx.commit().await.unwrap();
+    let worker = start(&t.db, fast_config(), Handlers::standard());
+    let job = schedule(&t, tenant).await;
+    wait_for_run(&t, tenant, &job, 1).await;
+    worker.stop().await;
+    let revenue: i64 = events.iter().filter_map(|e| e.revenue_cents).sum();
+
+    // A shopper's paid-search click, then the sale, both after the day's run.
+    let sale = DayEvent {
+        id: uuid::Uuid::now_v7(),
+        identity: "late-shopper".into(),
+        occurred_at: day() + TimeDelta::hours(22),
+        channel: "direct",
+        revenue_cents: Some(4_321),
+    };
+    let click = DayEvent {
+        id: uuid::Uuid::now_v7(),
+        identity: "late-shopper".into(),
+        occurred_at: day() + TimeDelta::hours(21),
+        channel: "paid_search_google",
+        revenue_cents: None,
+    };
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    insert_events(&mut tx, tenant, &[click, sale.clone()])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    let attributed = fast_pass(&mut tx, tenant, job.id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(attributed, 1);
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    let split: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT model, channel_code, allocated_cents FROM attribution_allocations
+         WHERE conversion_id = $1 ORDER BY model",
+    )
+    .bind(sale.id)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let local = [
+        "first_touch",
+        "last_non_direct",
+        "last_touch",
+        "linear",
+        "position_based",
+        "time_decay",
+    ];
+    assert_eq!(
+        split,
+        local
+            .iter()
+            .map(|m| (m.to_string(), "paid_search_google".to_string(), 4_321))
+            .collect::<Vec<_>>()
+    );
+    let claimed = claimed_per_model(&mut tx).await;
+    for (model, hours, days) in &claimed {
+        let expected = revenue
+            + if local.contains(&model.as_str()) {
+                4_321
+            } else {
+                0
+            };
+        assert_eq!((*hours, *days), (expected, expected), "{model}");
+    }
+    drop(tx);
+
+    // Nothing new: a second pass adds nothing.
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    assert_eq!(fast_pass(&mut tx, tenant, job.id).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    assert_eq!(claimed_per_model(&mut tx).await, claimed);
+    drop(tx);
+
+    // The full run: all eight models, every model's rollups at the day's whole revenue, and the
+    // rows a from-scratch rerun writes.
+    let worker = start(&t.db, fast_config(), Handlers::standard());
+    schedule(&t, tenant).await;
+    wait_for_run(&t, tenant, &job, 2).await;
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    let models: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT model) FROM attribution_allocations WHERE conversion_id = $1",
+    )
+    .bind(sale.id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(models, 8);
+    let total = revenue + 4_321;
+    let claimed = claimed_per_model(&mut tx).await;
+    assert_eq!(claimed.len(), 8);
+    assert!(
+        claimed.iter().all(|(_, h, d)| (*h, *d) == (total, total)),
+        "{claimed:?}"
+    );
+    let settled = snapshot(&mut tx).await;
+    drop(tx);
+    schedule(&t, tenant).await;
+    wait_for_run(&t, tenant, &job, 3).await;
+    let mut tx = t.db.tenant_tx(tenant).await.unwrap();
+    assert_eq!(snapshot(&mut tx).await, settled);
+    drop(tx);
+    worker.stop().await;
 }
