@@ -249,6 +249,21 @@ pub async fn replace_paths(
     Ok(())
 }
 
+/// The models a conversion's stored split covers (none before its first run), for the
+/// benchmark's lag.
+pub async fn split_models(
+    conn: &mut PgConnection,
+    conversion_id: Uuid,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce((SELECT models FROM attribution_splits WHERE conversion_id = $1
+                          LIMIT 1), '{}')",
+    )
+    .bind(conversion_id)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Allocation rows of the tenant (all windows and versions), for the benchmark's report.
 pub async fn allocation_count(conn: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(
