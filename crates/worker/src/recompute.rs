@@ -43,22 +43,27 @@ impl Handler for Recompute {
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let recompute_id = payload(job)?.recompute_id;
-            recompute::mark_running(tx, recompute_id).await?;
-            // In a savepoint: a fast pass that fails leaves the full run to do its work.
-            let started = Instant::now();
-            let mut pass = tx.begin().await?;
-            match fast_pass(&mut pass, job.tenant_id, recompute_id).await {
-                Ok(0) => {}
-                Ok(conversions) => {
-                    pass.commit().await?;
-                    tracing::info!(
-                        conversions,
-                        ms = started.elapsed().as_millis() as u64,
-                        "fast pass: new conversions attributed under the journey-local models"
-                    );
+            // In a savepoint: a fast pass that fails leaves the full run to do its work. Before
+            // `mark_running`, whose row lock ingestion's scheduling waits for when it queues the
+            // window's next job: held for the pass, it stalled ingestion (the fault suite's
+            // load made no progress).
+            {
+                let started = Instant::now();
+                let mut pass = tx.begin().await?;
+                match fast_pass(&mut pass, job.tenant_id, recompute_id).await {
+                    Ok(0) => {}
+                    Ok(conversions) => {
+                        pass.commit().await?;
+                        tracing::info!(
+                            conversions,
+                            ms = started.elapsed().as_millis() as u64,
+                            "fast pass: new conversions attributed under the journey-local models"
+                        );
+                    }
+                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "fast pass failed"),
                 }
-                Err(error) => tracing::warn!(error = %format!("{error:#}"), "fast pass failed"),
             }
+            recompute::mark_running(tx, recompute_id).await?;
             Ok(())
         })
     }

@@ -147,7 +147,9 @@ pub struct ModelFreshness {
     /// When the newest figures of this model in the window were computed (null: none yet).
     pub computed_at: Option<DateTime<Utc>>,
     /// A recompute of a window overlapping this one is queued or running: new conversions are
-    /// not in these figures yet.
+    /// not in these figures yet, or (journey-local models) only through the run's fast pass,
+    /// which attributes a new sale from its own journey before the full run; Markov and Shapley
+    /// take them in with the full run.
     pub recompute_pending: bool,
 }
 
