@@ -154,29 +154,23 @@ CREATE TRIGGER attribution_splits_checked AFTER INSERT ON attribution_splits
 -- row of cells (0 where the model did not credit the channel).
 INSERT INTO attribution_splits (tenant_id, conversion_id, model_version, models, channels, cents,
                                 weights, currency, occurred_at, computed_at)
-SELECT k.tenant_id, k.conversion_id, k.model_version, k.models, k.channels,
-       ARRAY(SELECT coalesce(a.allocated_cents, 0)
-             FROM unnest(k.models) WITH ORDINALITY AS m(code, i)
-             CROSS JOIN unnest(k.channels) WITH ORDINALITY AS c(code, j)
-             LEFT JOIN attribution_allocations a
-               ON a.tenant_id = k.tenant_id AND a.conversion_id = k.conversion_id
-              AND a.model_version = k.model_version AND a.model = m.code AND a.channel_code = c.code
-             ORDER BY m.i, c.j),
-       ARRAY(SELECT coalesce(a.weight, 0)
-             FROM unnest(k.models) WITH ORDINALITY AS m(code, i)
-             CROSS JOIN unnest(k.channels) WITH ORDINALITY AS c(code, j)
-             LEFT JOIN attribution_allocations a
-               ON a.tenant_id = k.tenant_id AND a.conversion_id = k.conversion_id
-              AND a.model_version = k.model_version AND a.model = m.code AND a.channel_code = c.code
-             ORDER BY m.i, c.j),
-       k.currency, k.occurred_at, k.computed_at
+SELECT k.tenant_id, k.conversion_id, k.model_version, k.models, k.channels, cells.cents,
+       cells.weights, k.currency, k.occurred_at, k.computed_at
 FROM (SELECT tenant_id, conversion_id, model_version,
              array_agg(DISTINCT model COLLATE "C" ORDER BY model COLLATE "C") AS models,
              array_agg(DISTINCT channel_code COLLATE "C" ORDER BY channel_code COLLATE "C") AS channels,
              min(currency) AS currency, min(occurred_at) AS occurred_at,
              max(computed_at) AS computed_at
       FROM attribution_allocations
-      GROUP BY tenant_id, conversion_id, model_version) k;
+      GROUP BY tenant_id, conversion_id, model_version) k
+CROSS JOIN LATERAL (
+    SELECT array_agg(coalesce(a.allocated_cents, 0) ORDER BY m.i, c.j) AS cents,
+           array_agg(coalesce(a.weight, 0) ORDER BY m.i, c.j) AS weights
+    FROM unnest(k.models) WITH ORDINALITY AS m(code, i)
+    CROSS JOIN unnest(k.channels) WITH ORDINALITY AS c(code, j)
+    LEFT JOIN attribution_allocations a
+      ON a.tenant_id = k.tenant_id AND a.conversion_id = k.conversion_id
+     AND a.model_version = k.model_version AND a.model = m.code AND a.channel_code = c.code) cells;
 
 DROP TABLE attribution_allocations;
 DROP FUNCTION tally_check_new_allocations();

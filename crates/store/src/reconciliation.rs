@@ -414,6 +414,20 @@ pub struct AllocationShare {
 }
 
 impl AllocationShare {
+    /// What this share adds to the rollups, with its part of the order's verified net.
+    pub fn contribution(&self, verified_cents: i64) -> crate::rollups::Contribution<'_> {
+        crate::rollups::Contribution {
+            conversion_id: self.conversion_id,
+            model: &self.model,
+            channel_code: &self.channel_code,
+            currency: &self.currency,
+            occurred_at: self.occurred_at,
+            allocated_cents: self.allocated_cents,
+            weight: self.weight,
+            verified_cents,
+        }
+    }
+
     /// One share per credited cell of a split the caller is about to write, its weights as
     /// stored, so the rollups are the same whether read back or taken in hand.
     pub fn of_split<'a>(split: &'a NewSplit<'_>) -> impl Iterator<Item = AllocationShare> + 'a {

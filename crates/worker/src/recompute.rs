@@ -199,19 +199,7 @@ pub async fn fast_pass(
     let splits = computed.splits();
     recompute::insert_new_splits(tx, tenant, &window.model_version, &splits).await?;
     let shares: Vec<AllocationShare> = splits.iter().flat_map(AllocationShare::of_split).collect();
-    let contributions: Vec<Contribution> = shares
-        .iter()
-        .map(|s| Contribution {
-            conversion_id: s.conversion_id,
-            model: &s.model,
-            channel_code: &s.channel_code,
-            currency: &s.currency,
-            occurred_at: s.occurred_at,
-            allocated_cents: s.allocated_cents,
-            weight: s.weight,
-            verified_cents: 0,
-        })
-        .collect();
+    let contributions: Vec<Contribution> = shares.iter().map(|s| s.contribution(0)).collect();
     rollups::add_revenue(
         tx,
         tenant,

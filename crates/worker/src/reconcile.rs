@@ -108,16 +108,7 @@ pub async fn reconcile_window(
     let contributions: Vec<Contribution> = shares
         .iter()
         .zip(verified)
-        .map(|(s, verified_cents)| Contribution {
-            conversion_id: s.conversion_id,
-            model: &s.model,
-            channel_code: &s.channel_code,
-            currency: &s.currency,
-            occurred_at: s.occurred_at,
-            allocated_cents: s.allocated_cents,
-            weight: s.weight,
-            verified_cents,
-        })
+        .map(|(s, verified_cents)| s.contribution(verified_cents))
         .collect();
     rollups::rebuild_revenue(
         tx,
