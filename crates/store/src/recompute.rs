@@ -376,42 +376,63 @@ pub async fn load_window(
         .map(|c| &mut c.1)
         .chain(touches.iter_mut().map(|t| &mut t.1));
     scope.keys(conn, tenant, ids).await?;
+    touches.extend(
+        shoppers_touches(conn, tenant, scope, &conversions, (start - lookback, start)).await?,
+    );
+    Ok((WindowEvents::new(touches, conversions), fold))
+}
+
+/// A touch as the loaders key it: id, journey key, time, channel.
+type KeyedTouch = (Uuid, String, DateTime<Utc>, String);
+/// A conversion as the loaders key it: id, journey key, time, cents, currency.
+type KeyedConversion = (Uuid, String, DateTime<Utc>, i64, String);
+
+impl WindowEvents {
+    fn new(touches: Vec<KeyedTouch>, conversions: Vec<KeyedConversion>) -> Self {
+        let mut window = WindowEvents {
+            touches: Vec::with_capacity(touches.len()),
+            conversions: Vec::with_capacity(conversions.len()),
+            currencies: Vec::with_capacity(conversions.len()),
+        };
+        for (event_id, identity, occurred_at, channel) in touches {
+            window.touches.push(Touch {
+                event_id,
+                identity,
+                occurred_at,
+                channel,
+            });
+        }
+        for (event_id, identity, occurred_at, revenue_cents, currency) in conversions {
+            window.conversions.push(Conversion {
+                event_id,
+                identity,
+                occurred_at,
+                revenue_cents,
+            });
+            window.currencies.push(currency);
+        }
+        window
+    }
+}
+
+/// The touches in `span` of every shopper with one of `conversions` (already keyed), by the
+/// identity indexes. No conversions, no lookups: ingestion schedules days without conversions
+/// too, and they skip both.
+async fn shoppers_touches(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    scope: JourneyScope,
+    conversions: &[KeyedConversion],
+    span: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<KeyedTouch>, StoreError> {
     let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    // A day without conversions has no journeys to look back for: ingestion schedules the
-    // lookback's days after every event, most of them empty, and they skip the two lookups.
-    if !keys.is_empty() {
-        let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
-        touches.extend(
-            scope
-                .touches(conn, tenant, (&ids, &id_keys), (start - lookback, start))
-                .await?,
-        );
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut window = WindowEvents {
-        touches: Vec::with_capacity(touches.len()),
-        conversions: Vec::with_capacity(conversions.len()),
-        currencies: Vec::with_capacity(conversions.len()),
-    };
-    for (event_id, identity, occurred_at, channel) in touches {
-        window.touches.push(Touch {
-            event_id,
-            identity,
-            occurred_at,
-            channel,
-        });
-    }
-    for (event_id, identity, occurred_at, revenue_cents, currency) in conversions {
-        window.conversions.push(Conversion {
-            event_id,
-            identity,
-            occurred_at,
-            revenue_cents,
-        });
-        window.currencies.push(currency);
-    }
-    Ok((window, fold))
+    let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
+    scope.touches(conn, tenant, (&ids, &id_keys), span).await
 }
 
 /// The conversions of `[start, end)` that have no stored split yet (accepted since the window's
@@ -430,9 +451,8 @@ pub async fn load_unsplit(
     cap: usize,
 ) -> Result<Option<WindowEvents>, StoreError> {
     let first = scope.first_id();
-    let mut conversions: Vec<(Uuid, String, DateTime<Utc>, i64, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
+    let mut conversions: Vec<KeyedConversion> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT e.id, {first}, e.occurred_at, e.revenue_cents, e.currency::text
              FROM attribution_events e
              WHERE e.tenant_id = $1 AND e.kind = 'conversion' AND e.occurred_at >= $2
                AND e.occurred_at < $3
@@ -440,58 +460,26 @@ pub async fn load_unsplit(
                                WHERE s.tenant_id = e.tenant_id AND s.conversion_id = e.id
                                  AND s.model_version = $4 OFFSET 0)
              LIMIT $5"
-        )))
-        .bind(tenant)
-        .bind(start)
-        .bind(end)
-        .bind(model_version)
-        .bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1))
-        .fetch_all(&mut *conn)
-        .await?;
+    )))
+    .bind(tenant)
+    .bind(start)
+    .bind(end)
+    .bind(model_version)
+    .bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1))
+    .fetch_all(&mut *conn)
+    .await?;
     if conversions.is_empty() || conversions.len() > cap {
         return Ok(None);
     }
     scope
         .keys(conn, tenant, conversions.iter_mut().map(|c| &mut c.1))
         .await?;
-    let mut keys: Vec<&str> = conversions.iter().map(|c| c.1.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (ids, id_keys) = scope.ids(conn, tenant, &keys).await?;
     let earliest = conversions.iter().map(|c| c.2).min().unwrap_or(start);
     let latest = conversions.iter().map(|c| c.2).max().unwrap_or(start);
     // A journey is `[t - lookback, t]`, both ends inclusive (`tally_attribution::journey`).
-    let touches = scope
-        .touches(
-            conn,
-            tenant,
-            (&ids, &id_keys),
-            (earliest - lookback, latest + TimeDelta::microseconds(1)),
-        )
-        .await?;
-    Ok(Some(WindowEvents {
-        touches: touches
-            .into_iter()
-            .map(|(event_id, identity, occurred_at, channel)| Touch {
-                event_id,
-                identity,
-                occurred_at,
-                channel,
-            })
-            .collect(),
-        currencies: conversions.iter().map(|c| c.4.clone()).collect(),
-        conversions: conversions
-            .into_iter()
-            .map(
-                |(event_id, identity, occurred_at, revenue_cents, _)| Conversion {
-                    event_id,
-                    identity,
-                    occurred_at,
-                    revenue_cents,
-                },
-            )
-            .collect(),
-    }))
+    let span = (earliest - lookback, latest + TimeDelta::microseconds(1));
+    let touches = shoppers_touches(conn, tenant, scope, &conversions, span).await?;
+    Ok(Some(WindowEvents::new(touches, conversions)))
 }
 
 /// The rows of one kind that [`load_window`] reads: `$1`–`$3` the tenant and the window, `$4`–`$5`
@@ -623,9 +611,7 @@ pub async fn replace_window(
     for chunk in stale.chunks(INSERT_CHUNK) {
         delete_splits(conn, tenant, &job.model_version, chunk).await?;
     }
-    for chunk in fresh.chunks(INSERT_CHUNK) {
-        insert_splits(conn, tenant, &job.model_version, chunk).await?;
-    }
+    insert_splits(conn, tenant, &job.model_version, &fresh).await?;
     let pending = jobs::pending_exists(conn, RECOMPUTE_KIND, &job.id.to_string()).await?;
     sqlx::query(
         "UPDATE attribution_recompute_jobs
@@ -686,10 +672,7 @@ pub async fn insert_new_splits(
     splits: &[NewSplit<'_>],
 ) -> Result<(), StoreError> {
     let rows: Vec<&NewSplit> = splits.iter().collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        insert_splits(conn, tenant, model_version, chunk).await?;
-    }
-    Ok(())
+    insert_splits(conn, tenant, model_version, &rows).await
 }
 
 /// Deletes the splits of these conversions.
@@ -720,7 +703,7 @@ async fn insert_splits(
     conn: &mut PgConnection,
     tenant: TenantId,
     model_version: &str,
-    rows: &[&NewSplit<'_>],
+    splits: &[&NewSplit<'_>],
 ) -> Result<(), StoreError> {
     // `Debug` writes floats in their shortest round-trip form with an exponent when it is far
     // from 0 (`1e-31`), which `Display` spells out in full.
@@ -735,30 +718,32 @@ async fn insert_splits(
         }
         out
     }
-    sqlx::query(
-        "INSERT INTO attribution_splits (tenant_id, model_version, conversion_id, models,
-             channels, cents, weights, currency, occurred_at)
-         SELECT $1, $2, u.c, string_to_array(u.m, ','), string_to_array(u.ch, ','),
-                string_to_array(u.ce, ',')::bigint[], string_to_array(u.w, ',')::float8[],
-                u.cur, u.t
-         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::timestamptz[]) AS u(c, m, ch, ce, w, cur, t)",
-    )
-    .bind(tenant)
-    .bind(model_version)
-    .bind(rows.iter().map(|r| r.conversion_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.models.join(",")).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.channels.join(","))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| joined(&r.cents)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| joined(&r.weights)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.currency).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
+    for rows in splits.chunks(INSERT_CHUNK) {
+        sqlx::query(
+            "INSERT INTO attribution_splits (tenant_id, model_version, conversion_id, models,
+                 channels, cents, weights, currency, occurred_at)
+             SELECT $1, $2, u.c, string_to_array(u.m, ','), string_to_array(u.ch, ','),
+                    string_to_array(u.ce, ',')::bigint[], string_to_array(u.w, ',')::float8[],
+                    u.cur, u.t
+             FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                         $9::timestamptz[]) AS u(c, m, ch, ce, w, cur, t)",
+        )
+        .bind(tenant)
+        .bind(model_version)
+        .bind(rows.iter().map(|r| r.conversion_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.models.join(",")).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.channels.join(","))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| joined(&r.cents)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| joined(&r.weights)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.currency).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use tally_store::attribution::{self, NewPath};
 use tally_store::identity::{self, Fold, JourneyScope, Stitching};
 use tally_store::jobs::ClaimedJob;
 use tally_store::recompute::{
-    self, AttributionSettings, NewSplit, RecomputePayload, WindowEvents, WindowResult,
+    self, AttributionSettings, NewSplit, RecomputeJob, RecomputePayload, WindowEvents, WindowResult,
 };
 use tally_store::reconciliation::{self, AllocationShare};
 use tally_store::rollups::{self, Contribution};
@@ -90,11 +90,13 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     recompute::lock_tenant(tx, job.tenant_id, &window.model_version).await?;
     // Events (and links) whose transactions saw this job still pending must be in what we read.
     let links_horizon = recompute::ingest_barrier(tx, job.tenant_id).await?;
-    let settings = recompute::attribution_settings(tx).await?;
-    let lookback = TimeDelta::days(settings.lookback_days.into());
-    let models = model_configs(&settings)?;
-    let span = rollups::job_span(tx, (window.window_start, window.window_end)).await?;
-    let scope = JourneyScope::new(settings.identity_cross_session);
+    let Params {
+        settings,
+        lookback,
+        models,
+        span,
+        scope,
+    } = Params::read(tx, &window).await?;
     let stitching = Stitching {
         recompute_id: window.id,
         horizon: links_horizon,
@@ -151,6 +153,29 @@ async fn run(job: &ClaimedJob, tx: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run and the fast pass derive from the tenant's settings for a window.
+struct Params {
+    settings: AttributionSettings,
+    lookback: TimeDelta,
+    models: Vec<ModelConfig>,
+    /// The window as worked on (`rollups::job_span`).
+    span: (DateTime<Utc>, DateTime<Utc>),
+    scope: JourneyScope,
+}
+
+impl Params {
+    async fn read(tx: &mut PgConnection, window: &RecomputeJob) -> anyhow::Result<Self> {
+        let settings = recompute::attribution_settings(tx).await?;
+        Ok(Params {
+            lookback: TimeDelta::days(settings.lookback_days.into()),
+            models: model_configs(&settings)?,
+            span: rollups::job_span(tx, (window.window_start, window.window_end)).await?,
+            scope: JourneyScope::new(settings.identity_cross_session),
+            settings,
+        })
+    }
+}
+
 /// New conversions in a window at most this many are attributed by the fast pass before the
 /// full run; more (a first run, a backfill) wait for the full run, which is cheaper per
 /// conversion than a lookup per shopper.
@@ -161,8 +186,8 @@ const FAST_PASS_CAP: usize = 1000;
 /// figures follow a sale within a second or so whatever the size of its day; Markov and Shapley,
 /// which depend on every path of the window, follow with the full run (the channels answer says
 /// so: `computed_at` and `recompute_pending` per model). On a 1 M-event day the full run takes
-/// 3–4 s and rewrites every conversion's split, since one new path moves every Markov and
-/// Shapley split. Runs in the attempt's first transaction, under the tenant's recompute lock;
+/// 3–6 s and, after a sale, rewrites every conversion's split, since one new path moves every
+/// Markov and Shapley split. Runs in the attempt's first transaction, under the tenant's recompute lock;
 /// the full run then replaces these splits and rebuilds the rollups from scratch. Returns how
 /// many conversions it attributed.
 pub async fn fast_pass(
@@ -178,14 +203,14 @@ pub async fn fast_pass(
         return Ok(0);
     }
     recompute::lock_tenant(tx, tenant, &window.model_version).await?;
-    let settings = recompute::attribution_settings(tx).await?;
-    let lookback = TimeDelta::days(settings.lookback_days.into());
-    let models: Vec<ModelConfig> = model_configs(&settings)?
-        .into_iter()
-        .filter(|m| m.model().is_journey_local())
-        .collect();
-    let span = rollups::job_span(tx, (window.window_start, window.window_end)).await?;
-    let scope = JourneyScope::new(settings.identity_cross_session);
+    let Params {
+        settings,
+        lookback,
+        mut models,
+        span,
+        scope,
+    } = Params::read(tx, &window).await?;
+    models.retain(|m| m.model().is_journey_local());
     let unsplit = recompute::load_unsplit(
         tx,
         tenant,
